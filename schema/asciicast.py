@@ -1,0 +1,239 @@
+"""Asciicast v2/v3 codec: bytes in, one JSON line per event out, and back.
+
+The encoder works on raw terminal bytes: a UTF-8 sequence split across two reads is carried
+over to the next read, invalid bytes become U+FFFD and are counted. Escaping uses the C JSON
+string encoder, the fastest path CPython offers (see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from typing import IO, Any
+
+REPLACEMENT = "\ufffd"
+
+
+class CastError(ValueError):
+    """A cast file that cannot be read; the message names the file and line."""
+
+    def __init__(self, path: str, line: int, problem: str) -> None:
+        super().__init__(f"{path}:{line}: {problem}")
+        self.path = path
+        self.line = line
+        self.problem = problem
+
+
+class Utf8Stream:
+    """Incremental UTF-8 decoder that never lets a bad byte corrupt its neighbours."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self.invalid = 0
+
+    def decode(self, data: bytes, final: bool = False) -> str:
+        if self._pending:
+            data = self._pending + data
+            self._pending = b""
+        try:
+            text, used = codecs.utf_8_decode(data, "strict", final)
+        except UnicodeDecodeError:
+            return self._decode_slowly(data, final)
+        if used != len(data):
+            self._pending = data[used:]
+        return text
+
+    def _decode_slowly(self, data: bytes, final: bool) -> str:
+        pieces: list[str] = []
+        while data:
+            try:
+                text, used = codecs.utf_8_decode(data, "strict", final)
+            except UnicodeDecodeError as exc:
+                pieces.append(data[: exc.start].decode("utf-8"))
+                pieces.append(REPLACEMENT)
+                self.invalid += exc.end - exc.start
+                data = data[exc.end :]
+                continue
+            pieces.append(text)
+            self._pending = data[used:]
+            break
+        return "".join(pieces)
+
+    def flush(self) -> str:
+        return self.decode(b"", final=True)
+
+
+def json_string(text: str) -> str:
+    """``text`` as a JSON string literal, non-ASCII kept as UTF-8."""
+    return encode_basestring(text)
+
+
+@dataclass
+class CastHeader:
+    version: int
+    cols: int
+    rows: int
+    timestamp: float | None = None
+    term: str | None = None
+    title: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    sshrec: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        if self.version == 2:
+            data: dict[str, Any] = {"version": 2, "width": self.cols, "height": self.rows}
+            if self.timestamp is not None:
+                data["timestamp"] = int(self.timestamp)
+            env = dict(self.env)
+            if self.term:
+                env.setdefault("TERM", self.term)
+            if env:
+                data["env"] = env
+        else:
+            term: dict[str, Any] = {"cols": self.cols, "rows": self.rows}
+            if self.term:
+                term["type"] = self.term
+            data = {"version": 3, "term": term}
+            if self.timestamp is not None:
+                data["timestamp"] = int(self.timestamp)
+            if self.env:
+                data["env"] = self.env
+        if self.title:
+            data["title"] = self.title
+        data.update(self.extra)
+        if self.sshrec is not None:
+            data["sshrec"] = self.sshrec
+        return json.dumps(data, ensure_ascii=False)
+
+
+class EventEncoder:
+    """Turns (absolute time, code, text) into cast lines; v3 stores the interval since the last event."""
+
+    def __init__(self, version: int) -> None:
+        if version not in (2, 3):
+            raise ValueError(f"asciicast version must be 2 or 3, not {version}")
+        self.version = version
+        self._last = 0.0
+
+    def line(self, t: float, code: str, text: str) -> bytes:
+        if self.version == 3:
+            t, self._last = t - self._last, t
+        return b'[%.6f, "%s", %s]\n' % (t, code.encode(), json_string(text).encode())
+
+
+@dataclass
+class Event:
+    time: float  # seconds since the start, always absolute (v3 intervals are summed)
+    code: str
+    data: str
+
+
+def parse_header(path: str, line: str) -> CastHeader:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise CastError(path, 1, f"header is not JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise CastError(path, 1, "header is not a JSON object (is this an asciicast v1 file?)")
+    version = data.get("version")
+    if version == 2:
+        cols, rows = data.get("width"), data.get("height")
+        env = data.get("env") or {}
+        term = env.get("TERM") if isinstance(env, dict) else None
+        known = {"version", "width", "height", "timestamp", "env", "title", "sshrec"}
+    elif version == 3:
+        term_obj = data.get("term")
+        if not isinstance(term_obj, dict):
+            raise CastError(path, 1, "v3 header has no 'term' object")
+        cols, rows, term = term_obj.get("cols"), term_obj.get("rows"), term_obj.get("type")
+        env = data.get("env") or {}
+        known = {"version", "term", "timestamp", "env", "title", "sshrec"}
+    else:
+        raise CastError(path, 1, f"unsupported asciicast version {version!r} (sshrec reads 2 and 3)")
+    if not isinstance(cols, int) or not isinstance(rows, int) or cols < 0 or rows < 0:
+        raise CastError(path, 1, "header has no valid terminal width/height")
+    timestamp = data.get("timestamp")
+    if timestamp is not None and not isinstance(timestamp, (int, float)):
+        raise CastError(path, 1, "header timestamp is not a number")
+    sshrec = data.get("sshrec")
+    return CastHeader(
+        version=version,
+        cols=cols,
+        rows=rows,
+        timestamp=timestamp,
+        term=term,
+        title=data.get("title"),
+        env=env if isinstance(env, dict) else {},
+        sshrec=sshrec if isinstance(sshrec, dict) else None,
+        extra={k: v for k, v in data.items() if k not in known},
+    )
+
+
+def parse_event(path: str, number: int, line: str) -> tuple[float, str, str]:
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise CastError(path, number, f"event is not JSON: {exc.msg}") from None
+    if (
+        not isinstance(item, list)
+        or len(item) < 3
+        or not isinstance(item[0], (int, float))
+        or not isinstance(item[1], str)
+    ):
+        raise CastError(path, number, "event is not [time, code, data]")
+    data = item[2]
+    if not isinstance(data, str):
+        data = json.dumps(data) if item[1] != "x" else str(data)
+    return float(item[0]), item[1], data
+
+
+class CastReader:
+    """Reads a cast file. ``tolerate_partial_tail`` accepts a torn last line (a killed recorder)."""
+
+    def __init__(self, handle: IO[str], path: str = "<cast>", tolerate_partial_tail: bool = True):
+        self._handle = handle
+        self.path = path
+        self.tolerate_partial_tail = tolerate_partial_tail
+        self.truncated = False
+        first = handle.readline()
+        if not first.strip():
+            raise CastError(path, 1, "file is empty (no asciicast header)")
+        self.header = parse_header(path, first)
+
+    def events(self) -> Iterator[Event]:
+        absolute = 0.0
+        relative = self.header.version == 3
+        number = 1
+        for raw in self._handle:
+            number += 1
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                t, code, data = parse_event(self.path, number, line)
+            except CastError:
+                if self.tolerate_partial_tail and not raw.endswith("\n"):
+                    self.truncated = True
+                    return
+                raise
+            if relative:
+                absolute += t
+            else:
+                if t < absolute - 1e-6:
+                    raise CastError(self.path, number, f"event time {t} goes back (previous {absolute})")
+                absolute = t
+            yield Event(absolute, code, data)
+
+
+def open_cast(path: str, tolerate_partial_tail: bool = True) -> tuple[IO[str], CastReader]:
+    """Open ``path`` for reading; the caller closes the returned handle."""
+    handle = open(path, encoding="utf-8", errors="replace", newline="\n")  # noqa: SIM115
+    try:
+        return handle, CastReader(handle, path, tolerate_partial_tail)
+    except BaseException:
+        handle.close()
+        raise

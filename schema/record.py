@@ -1,0 +1,119 @@
+"""The session record: one definition shared by the .json file, the cast header, SQL and --json.
+
+Field names are a contract (see DESIGN.md). Two fields extend the contract:
+``invalid_bytes`` (output bytes that were not UTF-8 and became U+FFFD in the cast) and
+``notes`` (human-readable remarks such as a defaulted window size).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+STATUSES = ("recording", "complete", "interrupted", "failed")
+MODES = ("pty", "pipe", "sftp", "import")
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_session_id(now: float | None = None) -> str:
+    """A ULID: 48 bits of milliseconds then 80 random bits, so ids sort by time and cannot be guessed."""
+    millis = int((time.time() if now is None else now) * 1000)
+    value = (millis << 80) | secrets.randbits(80)
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def session_id_time(session_id: str) -> float:
+    """The creation time (epoch seconds) encoded in a session id."""
+    value = 0
+    for char in session_id.upper():
+        value = value * 32 + _CROCKFORD.index(char)
+    return (value >> 80) / 1000.0
+
+
+def is_session_id(text: str) -> bool:
+    return len(text) == 26 and all(c in _CROCKFORD for c in text.upper())
+
+
+@dataclass
+class SessionRecord:
+    id: str
+    user: str = ""
+    uid: int | None = None
+    host: str = ""
+    client_addr: str | None = None
+    client_port: int | None = None
+    server_addr: str | None = None
+    server_port: int | None = None
+    auth_method: str | None = None
+    key_type: str | None = None
+    key_fingerprint: str | None = None
+    original_command: str | None = None
+    command: list[str] = field(default_factory=list)
+    destination: str | None = None
+    mode: str = "pty"
+    term: str | None = None
+    cols: int = 80
+    rows: int = 24
+    started_at: str = ""
+    ended_at: str | None = None
+    duration: float | None = None
+    exit_status: int | None = None
+    exit_signal: str | None = None
+    bytes_out: int = 0
+    bytes_in: int = 0
+    status: str = "recording"
+    sha256: str | None = None
+    path: str | None = None
+    recorder_version: str = ""
+    invalid_bytes: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SessionRecord:
+        """Build a record, ignoring unknown keys (newer recorders may add fields)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        if "id" not in data:
+            raise ValueError("session record has no 'id'")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(SessionRecord))
+
+
+def iso_utc(epoch: float) -> str:
+    """RFC 3339 UTC with microseconds: sorts as text and parses everywhere."""
+    whole = time.gmtime(epoch)
+    micros = int(round((epoch - int(epoch)) * 1_000_000))
+    if micros == 1_000_000:
+        whole, micros = time.gmtime(int(epoch) + 1), 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", whole) + f".{micros:06d}Z"
+
+
+def write_record_atomically(record: SessionRecord, path: str, mode: int = 0o600) -> None:
+    """Replace ``path`` with the record so readers see the old or the new file, never half of one."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, json.dumps(record.to_dict(), indent=1).encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def read_record(path: str) -> SessionRecord:
+    with open(path, encoding="utf-8") as handle:
+        return SessionRecord.from_dict(json.load(handle))
