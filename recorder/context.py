@@ -1,0 +1,148 @@
+"""Who is connecting, from where, with which key, to run what: the session context from sshd's environment."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import pwd
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# ssh(1) options that take an argument (OpenSSH 9.x); needed to find the host among the words.
+SSH_OPTS_WITH_ARG = set("BbcDEeFIiJLlmOoPpQRSWw")
+# nc/ncat/netcat options that take an argument.
+NC_OPTS_WITH_ARG = set("IiMmOPpqsTVwXx")
+
+
+@dataclass(frozen=True)
+class AuthInfo:
+    method: str | None
+    key_type: str | None
+    key_fingerprint: str | None
+
+
+def key_fingerprint(blob_b64: str) -> str:
+    """``SHA256:...`` exactly as ``ssh-keygen -l`` prints it (unpadded base64 of the blob's SHA-256)."""
+    blob = base64.b64decode(blob_b64, validate=True)
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return f"SHA256:{digest}"
+
+
+def parse_auth_info(text: str) -> AuthInfo:
+    """Read sshd's ExposeAuthInfo file: one line per successful method, e.g. ``publickey ssh-ed25519 AAAA...``.
+
+    Several lines appear with ``AuthenticationMethods publickey,password``; the methods are joined
+    with commas and the (last) public key is the one reported.
+    """
+    methods: list[str] = []
+    key_type = fingerprint = None
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        methods.append(words[0])
+        if words[0] == "publickey" and len(words) >= 3:
+            try:
+                fingerprint = key_fingerprint(words[2])
+                key_type = words[1]
+            except (binascii.Error, ValueError):
+                continue
+    return AuthInfo(",".join(methods) or None, key_type, fingerprint)
+
+
+def read_auth_info(env: Mapping[str, str]) -> AuthInfo:
+    path = env.get("SSH_USER_AUTH")
+    if not path:
+        return AuthInfo(None, None, None)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return parse_auth_info(handle.read())
+    except OSError:
+        return AuthInfo(None, None, None)
+
+
+@dataclass(frozen=True)
+class Connection:
+    client_addr: str | None
+    client_port: int | None
+    server_addr: str | None
+    server_port: int | None
+
+
+def parse_ssh_connection(value: str | None) -> Connection:
+    """``SSH_CONNECTION`` is "client_ip client_port server_ip server_port"."""
+    words = (value or "").split()
+    if len(words) != 4:
+        return Connection(None, None, None, None)
+    try:
+        return Connection(words[0], int(words[1]), words[2], int(words[3]))
+    except ValueError:
+        return Connection(words[0], None, words[2], None)
+
+
+def _operands(argv: list[str], opts_with_arg: set[str]) -> tuple[list[str], dict[str, str]]:
+    """Split ``argv`` (without argv[0]) into operands and the last value of each option."""
+    operands: list[str] = []
+    values: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            operands.extend(argv[i + 1 :])
+            break
+        if word.startswith("-") and len(word) > 1 and not operands:
+            j = 1
+            while j < len(word):
+                letter = word[j]
+                if letter in opts_with_arg:
+                    value = word[j + 1 :]
+                    if not value and i + 1 < len(argv):
+                        i += 1
+                        value = argv[i]
+                    values[letter] = value
+                    break
+                values[letter] = ""
+                j += 1
+        else:
+            operands.append(word)
+        i += 1
+    return operands, values
+
+
+def detect_destination(argv: list[str]) -> str | None:
+    """The host a wrapped command obviously connects to: ``ssh [opts] HOST``, ``ssh -W H:P``, ``nc H P``."""
+    if not argv:
+        return None
+    name = os.path.basename(argv[0])
+    if name in ("ssh", "slogin"):
+        operands, values = _operands(argv[1:], SSH_OPTS_WITH_ARG)
+        if values.get("W"):
+            return values["W"]
+        if not operands:
+            return None
+        host = operands[0].removeprefix("ssh://")
+        if "l" in values and "@" not in host:
+            host = f"{values['l']}@{host}"
+        if values.get("p"):
+            host = f"{host}:{values['p']}"
+        return host
+    if name in ("nc", "ncat", "netcat", "nc.openbsd", "nc.traditional"):
+        operands, _ = _operands(argv[1:], NC_OPTS_WITH_ARG)
+        if len(operands) >= 2:
+            return f"{operands[0]}:{operands[1]}"
+        return operands[0] if operands else None
+    return None
+
+
+def local_user() -> tuple[str, int]:
+    uid = os.getuid()
+    try:
+        return pwd.getpwuid(uid).pw_name, uid
+    except KeyError:
+        return os.environ.get("USER", str(uid)), uid
+
+
+def hostname() -> str:
+    return os.uname().nodename

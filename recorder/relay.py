@@ -1,0 +1,514 @@
+"""The relay: runs the session's command and moves bytes between it and the client.
+
+One poll loop, no threads. Each direction is a Pump (source fd -> destination fd with a
+small backlog); the recorder only sees "output happened", "input happened", "resize
+happened". PTY mode when the client has a terminal, byte-exact pipes when it does not.
+The child gets its own session so that, when the client is gone, everything it started can
+be hung up and, if it will not go, killed.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import select
+import signal
+import struct
+import subprocess
+import termios
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+READ_SIZE = 64 * 1024
+PARENT_CHECK_INTERVAL = 0.5
+KILL_GRACE = 2.0  # seconds between SIGHUP and SIGKILL
+DRAIN_GRACE = 1.0  # seconds to wait for output still in flight after the child exited
+DEFAULT_SIZE = (80, 24)
+HANGUP_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
+
+
+class Recorder(Protocol):
+    def output(self, data: bytes) -> None: ...
+    def input(self, data: bytes) -> None: ...
+    def count_input(self, size: int) -> None: ...
+    def resize(self, cols: int, rows: int) -> None: ...
+    def flush_due_in(self) -> float | None: ...
+    def flush(self) -> None: ...
+
+    stop_reason: str | None  # set when the session must end (recording failed under deny)
+
+
+class SpawnError(Exception):
+    """The command could not be started; ``status`` is the shell-style exit status (126/127)."""
+
+    def __init__(self, argv: Sequence[str], exc: OSError) -> None:
+        self.status = 127 if isinstance(exc, FileNotFoundError) else 126
+        super().__init__(f"cannot run {argv[0]!r}: {exc.strerror or exc}")
+
+
+@dataclass
+class Outcome:
+    exit_status: int
+    exit_signal: str | None
+    client_gone: str | None = None  # why we decided the client had left, if it did
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Pump:
+    """Bytes from ``src`` to ``dst``; reads pause while the backlog is not yet written."""
+
+    src: int
+    dst: int
+    on_data: Callable[[bytes], None]
+    to_client: bool
+    close_dst_at_eof: bool = False
+    reading: bool = True
+    dst_open: bool = True  # False once writes stopped (closed, broken, or the client is gone)
+    dst_closed: bool = False
+    backlog: bytearray = field(default_factory=bytearray)
+
+
+def window_size(fd: int) -> tuple[int, int]:
+    """(cols, rows) of the terminal on ``fd``; (0, 0) when unknown."""
+    try:
+        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+    except OSError:
+        return 0, 0
+    return cols, rows
+
+
+def set_window_size(fd: int, cols: int, rows: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def exit_status_of(returncode: int) -> tuple[int, str | None]:
+    """Shell convention: a death by signal N is status 128+N."""
+    if returncode >= 0:
+        return returncode, None
+    number = -returncode
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"SIG{number}"
+    return 128 + number, name
+
+
+def session_process_groups(session_id: int) -> set[int]:
+    """Process groups of every process still in ``session_id`` (linux /proc)."""
+    groups: set[int] = set()
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return groups
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 3 and int(fields[3]) == session_id:
+            groups.add(int(fields[2]))
+    return groups
+
+
+def signal_session(session_id: int, signum: int) -> None:
+    for group in session_process_groups(session_id) | {session_id}:
+        for sig in (signum, signal.SIGCONT) if signum == signal.SIGHUP else (signum,):
+            try:
+                os.killpg(group, sig)
+            except OSError:
+                pass
+
+
+class SignalPipe:
+    """Turns asynchronous signals into bytes on a pipe that the poll loop watches."""
+
+    SIGNALS = (signal.SIGCHLD, signal.SIGWINCH, *HANGUP_SIGNALS)
+
+    def __init__(self) -> None:
+        self.read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(self._write_fd, False)
+        self._old_fd = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+        self._old = {sig: signal.signal(sig, _ignore_in_python) for sig in self.SIGNALS}
+
+    def pending(self) -> set[int]:
+        received: set[int] = set()
+        while True:
+            try:
+                data = os.read(self.read_fd, 256)
+            except BlockingIOError:
+                return received
+            if not data:
+                return received
+            received.update(data)
+
+    def close(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        signal.set_wakeup_fd(self._old_fd)
+        os.close(self.read_fd)
+        os.close(self._write_fd)
+
+
+def _ignore_in_python(signum: int, frame: object) -> None:
+    """The wakeup pipe carries the signal; the Python-level handler has nothing to do."""
+
+
+def _take_controlling_tty() -> None:
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class Relay:
+    """Runs one child and relays until it has exited and its output is drained."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], pumps: list[Pump], recorder: Recorder,
+                 signals: SignalPipe, master: int | None = None, outer_tty: int | None = None,
+                 on_resize: Callable[[int, int], None] | None = None) -> None:
+        self.proc = proc
+        self.pumps = pumps
+        self.recorder = recorder
+        self.signals = signals
+        self.master = master
+        self.outer_tty = outer_tty
+        self.on_resize = on_resize
+        self.returncode: int | None = None
+        self.client_gone: str | None = None
+        self.kill_at: float | None = None
+        self.exited_at: float | None = None
+        self.parent = os.getppid()
+        self.next_parent_check = time.monotonic() + PARENT_CHECK_INTERVAL
+        self.poller = select.poll()
+        self.registered: dict[int, int] = {}
+        self.poller.register(signals.read_fd, select.POLLIN)
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        while not self._finished():
+            self._watch()
+            for fd, events in self.poller.poll(self._timeout_ms()):
+                if fd == self.signals.read_fd:
+                    self._on_signals(self.signals.pending())
+                else:
+                    self._on_ready(fd, events)
+            self._periodic()
+        self.recorder.flush()
+        status, sig = exit_status_of(self.returncode if self.returncode is not None else -9)
+        return Outcome(status, sig, self.client_gone)
+
+    def hang_up(self, reason: str) -> None:
+        """The client is gone or we were told to stop: hang up the child, kill it if it lingers."""
+        if self.client_gone is None:
+            self.client_gone = reason
+        for pump in self.pumps:
+            if pump.to_client:
+                pump.backlog.clear()
+                pump.dst_open = False
+            elif pump.src == 0:
+                pump.reading = False
+        if self.returncode is None and self.kill_at is None:
+            signal_session(self.proc.pid, signal.SIGHUP)
+            self.kill_at = time.monotonic() + KILL_GRACE
+
+    def _finished(self) -> bool:
+        if self.returncode is None:
+            return False
+        outputs = [p for p in self.pumps if p.to_client]
+        busy = any(p.reading or p.backlog for p in outputs if p.dst_open)
+        if not busy:
+            return True
+        assert self.exited_at is not None
+        return time.monotonic() - self.exited_at > DRAIN_GRACE + KILL_GRACE
+
+    def _reap(self) -> None:
+        if self.returncode is not None or self.proc.poll() is None:
+            return
+        self.returncode = self.proc.returncode
+        self.exited_at = time.monotonic()
+        if self.master is not None:
+            self._drain_master()
+        # Whatever the session left behind (background jobs) would run on unrecorded.
+        signal_session(self.proc.pid, signal.SIGHUP)
+        if self.master is not None:
+            self._drain_master()
+            for pump in self.pumps:
+                if pump.src == self.master:
+                    pump.reading = False
+        for pump in self.pumps:
+            if not pump.to_client:
+                pump.reading = False
+
+    def _drain_master(self) -> None:
+        """After the child exits, take what is still in the terminal's buffer, without waiting."""
+        for pump in self.pumps:
+            if pump.src != self.master or not pump.reading:
+                continue
+            while True:
+                try:
+                    data = os.read(pump.src, READ_SIZE)
+                except OSError:
+                    return
+                if not data:
+                    return
+                pump.on_data(data)
+                if pump.dst_open:
+                    pump.backlog += data
+                self._write(pump)
+
+    # -- polling ------------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        wanted: dict[int, int] = {}
+        for pump in self.pumps:
+            if pump.reading and not pump.backlog:
+                wanted[pump.src] = wanted.get(pump.src, 0) | select.POLLIN
+            if pump.backlog and pump.dst_open:
+                wanted[pump.dst] = wanted.get(pump.dst, 0) | select.POLLOUT
+        for fd in list(self.registered):
+            if fd not in wanted:
+                self.poller.unregister(fd)
+                del self.registered[fd]
+        for fd, mask in wanted.items():
+            if self.registered.get(fd) != mask:
+                self.poller.register(fd, mask)
+                self.registered[fd] = mask
+
+    def _timeout_ms(self) -> int:
+        timeout = PARENT_CHECK_INTERVAL
+        due = self.recorder.flush_due_in()
+        if due is not None:
+            timeout = min(timeout, due)
+        if self.kill_at is not None:
+            timeout = min(timeout, max(0.0, self.kill_at - time.monotonic()))
+        if self.exited_at is not None:
+            timeout = min(timeout, 0.1)
+        return int(timeout * 1000) + 1
+
+    def _on_ready(self, fd: int, events: int) -> None:
+        for pump in self.pumps:
+            if pump.src == fd and pump.reading and not pump.backlog:
+                self._read(pump)
+            if pump.dst == fd and pump.backlog and events & (select.POLLOUT | select.POLLERR | select.POLLHUP):
+                self._write(pump)
+
+    def _read(self, pump: Pump) -> None:
+        try:
+            data = os.read(pump.src, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as exc:  # EIO: the terminal's other side is closed
+            if exc.errno not in (errno.EIO, errno.EBADF, errno.ECONNRESET):
+                raise
+            data = b""
+        if not data:
+            self._on_eof(pump)
+            return
+        pump.on_data(data)
+        if pump.dst_open:
+            pump.backlog += data
+            self._write(pump)
+
+    def _write(self, pump: Pump) -> None:
+        try:
+            while pump.backlog:
+                written = os.write(pump.dst, pump.backlog)
+                del pump.backlog[:written]
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.EIO, errno.ECONNRESET, errno.EBADF):
+                raise
+            pump.backlog.clear()
+            pump.dst_open = False
+            if pump.to_client:
+                self.hang_up(f"writing to the client failed ({errno.errorcode[exc.errno]})")
+            return
+        if not pump.reading and pump.close_dst_at_eof:
+            self._close_dst(pump)
+
+    def _on_eof(self, pump: Pump) -> None:
+        pump.reading = False
+        if pump.src == 0 and self.master is not None:
+            self.hang_up("the client's terminal closed")
+        elif pump.close_dst_at_eof and not pump.backlog:
+            self._close_dst(pump)
+
+    def _close_dst(self, pump: Pump) -> None:
+        if not pump.dst_closed:
+            pump.dst_open = False
+            pump.dst_closed = True
+            os.close(pump.dst)
+
+    def _on_signals(self, received: set[int]) -> None:
+        if signal.SIGCHLD in received:
+            self._reap()
+        if signal.SIGWINCH in received and self.outer_tty is not None and self.on_resize:
+            self.on_resize(*window_size(self.outer_tty))
+        hangups = [s for s in received if s in HANGUP_SIGNALS]
+        if hangups:
+            self.hang_up(f"received {signal.Signals(hangups[0]).name}")
+
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        due = self.recorder.flush_due_in()
+        if due is not None and due <= 0:
+            self.recorder.flush()
+        if self.returncode is None:
+            self._reap()
+        if self.kill_at is not None and now >= self.kill_at and self.returncode is None:
+            signal_session(self.proc.pid, signal.SIGKILL)
+            self.kill_at = now + KILL_GRACE
+        if self.recorder.stop_reason and self.client_gone is None:
+            self.hang_up(self.recorder.stop_reason)
+        if now >= self.next_parent_check:
+            self.next_parent_check = now + PARENT_CHECK_INTERVAL
+            if os.getppid() != self.parent and self.client_gone is None:
+                self.hang_up("sshd (the parent process) is gone")
+
+
+# -- the two modes ------------------------------------------------------------------------------
+
+
+class BlockingRestored:
+    """Non-blocking I/O on the given fds for the relay's lifetime, their flags restored after."""
+
+    def __init__(self, fds: Sequence[int]) -> None:
+        self._saved: dict[int, int] = {}
+        for fd in fds:
+            try:
+                self._saved[fd] = fcntl.fcntl(fd, fcntl.F_GETFL)
+                fcntl.fcntl(fd, fcntl.F_SETFL, self._saved[fd] | os.O_NONBLOCK)
+            except OSError:
+                continue
+
+    def restore(self) -> None:
+        for fd, flags in self._saved.items():
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+            except OSError:
+                continue
+
+
+def _spawn(argv: Sequence[str], executable: str | None, env: Mapping[str, str], **kwargs: object
+           ) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+            list(argv), executable=executable, env=dict(env), start_new_session=True, **kwargs
+        )
+    except OSError as exc:
+        raise SpawnError(argv, exc) from None
+
+
+def inner_size(outer: int) -> tuple[int, int, bool]:
+    """The inner terminal's size; a 0x0 outer terminal (``ssh -tt`` with no local tty) gets 80x24."""
+    cols, rows = window_size(outer)
+    if cols and rows:
+        return cols, rows, False
+    return (*DEFAULT_SIZE, True)
+
+
+def run_pty(argv: Sequence[str], executable: str | None, env: Mapping[str, str], recorder: Recorder,
+            record_input: bool, size: tuple[int, int]) -> Outcome:
+    """Relay through a new pseudo-terminal of ``size``; the outer one (fd 0) is raw meanwhile."""
+    outer = 0
+    master, slave = os.openpty()
+    saved_attrs = termios.tcgetattr(outer)
+    termios.tcsetattr(slave, termios.TCSANOW, saved_attrs)
+    set_window_size(slave, *size)
+    signals = SignalPipe()
+    flags = BlockingRestored([0, 1, master])
+    try:
+        proc = _spawn(argv, executable, env, stdin=slave, stdout=slave, stderr=slave,
+                      preexec_fn=_take_controlling_tty)
+    except BaseException:
+        flags.restore()
+        signals.close()
+        os.close(master)
+        os.close(slave)
+        raise
+    os.close(slave)
+
+    def resized(new_cols: int, new_rows: int) -> None:
+        if not (new_cols and new_rows):
+            return
+        set_window_size(master, new_cols, new_rows)
+        recorder.resize(new_cols, new_rows)
+
+    _make_raw(outer)
+    pumps = [
+        Pump(0, master, recorder.input if record_input else _counter(recorder), to_client=False),
+        Pump(master, 1, recorder.output, to_client=True),
+    ]
+    try:
+        outcome = Relay(proc, pumps, recorder, signals, master=master, outer_tty=outer,
+                        on_resize=resized).run()
+    finally:
+        termios.tcsetattr(outer, termios.TCSAFLUSH, saved_attrs)
+        flags.restore()
+        signals.close()
+        os.close(master)
+    return outcome
+
+
+def run_pipes(argv: Sequence[str], executable: str | None, env: Mapping[str, str], recorder: Recorder,
+              record_input: bool) -> Outcome:
+    """Relay stdin, stdout and stderr on separate pipes, byte for byte."""
+    in_r, child_in = os.pipe()
+    child_out, out_w = os.pipe()
+    child_err, err_w = os.pipe()
+    ends = [in_r, out_w, err_w]
+    signals = SignalPipe()
+    try:
+        proc = _spawn(argv, executable, env, stdin=in_r, stdout=out_w, stderr=err_w)
+    except BaseException:
+        signals.close()
+        for fd in (*ends, child_in, child_out, child_err):
+            os.close(fd)
+        raise
+    for fd in ends:
+        os.close(fd)
+    flags = BlockingRestored([0, 1, 2, child_in, child_out, child_err])
+    pumps = [
+        Pump(0, child_in, recorder.input if record_input else _counter(recorder), to_client=False,
+             close_dst_at_eof=True),
+        Pump(child_out, 1, recorder.output, to_client=True),
+        Pump(child_err, 2, recorder.output, to_client=True),
+    ]
+    try:
+        return Relay(proc, pumps, recorder, signals).run()
+    finally:
+        flags.restore()
+        signals.close()
+        os.close(child_out)
+        os.close(child_err)
+        if not pumps[0].dst_closed:
+            os.close(child_in)
+
+
+def _counter(recorder: Recorder) -> Callable[[bytes], None]:
+    def count(data: bytes) -> None:
+        recorder.count_input(len(data))
+
+    return count
+
+
+def _make_raw(fd: int) -> None:
+    """cfmakeraw(3) on ``fd``: every byte goes through, the inner terminal does the line discipline."""
+    attrs = termios.tcgetattr(fd)
+    attrs[0] &= ~(termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP | termios.INLCR
+                  | termios.IGNCR | termios.ICRNL | termios.IXON)
+    attrs[1] &= ~termios.OPOST
+    attrs[2] &= ~(termios.CSIZE | termios.PARENB)
+    attrs[2] |= termios.CS8
+    attrs[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN)
+    attrs[6][termios.VMIN] = 1
+    attrs[6][termios.VTIME] = 0
+    termios.tcsetattr(fd, termios.TCSAFLUSH, attrs)

@@ -1,0 +1,240 @@
+"""One recorded session, start to end: context -> spool files -> relay -> final record -> index.
+
+This is the ForceCommand path, run on every login: standard library and sshrec only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pwd
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sshrec.schema import spool
+from sshrec.schema.asciicast import CastHeader
+from sshrec.schema.record import SessionRecord, iso_utc, new_session_id, write_record_atomically
+
+from . import context, relay
+from .castfile import CastFile
+
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class RecordOptions:
+    command: list[str]
+    home: str
+    format: str = "v2"
+    record_input: bool = False
+    destination: str | None = None
+    on_failure: str = "allow"
+    index: bool = True
+    db_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: list[str]
+    executable: str | None
+    shown: list[str]  # what the record calls it
+    login: bool
+
+
+def user_shell(env: Mapping[str, str]) -> str:
+    shell = env.get("SHELL")
+    if shell:
+        return shell
+    try:
+        return pwd.getpwuid(os.getuid()).pw_shell or "/bin/sh"
+    except KeyError:
+        return "/bin/sh"
+
+
+def resolve_command(command: list[str], env: Mapping[str, str]) -> Command:
+    """What sshd would have run: the given argv, else SSH_ORIGINAL_COMMAND via the shell, else a login shell."""
+    if command:
+        return Command(list(command), None, list(command), login=False)
+    shell = user_shell(env)
+    original = env.get("SSH_ORIGINAL_COMMAND", "")
+    if original:
+        argv = [shell, "-c", original]
+        return Command(argv, None, argv, login=False)
+    return Command(["-" + os.path.basename(shell)], shell, [shell], login=True)
+
+
+def build_record(session_id: str, cmd: Command, opts: RecordOptions, env: Mapping[str, str],
+                 mode: str, size: tuple[int, int], started: float) -> SessionRecord:
+    user, uid = context.local_user()
+    conn = context.parse_ssh_connection(env.get("SSH_CONNECTION"))
+    auth = context.read_auth_info(env)
+    return SessionRecord(
+        id=session_id,
+        user=user,
+        uid=uid,
+        host=context.hostname(),
+        client_addr=conn.client_addr,
+        client_port=conn.client_port,
+        server_addr=conn.server_addr,
+        server_port=conn.server_port,
+        auth_method=auth.method,
+        key_type=auth.key_type,
+        key_fingerprint=auth.key_fingerprint,
+        original_command=env.get("SSH_ORIGINAL_COMMAND"),
+        command=cmd.shown,
+        destination=opts.destination or context.detect_destination(cmd.argv),
+        mode=mode,
+        term=env.get("TERM") if mode == "pty" else None,
+        cols=size[0],
+        rows=size[1],
+        started_at=iso_utc(started),
+        recorder_version=VERSION,
+        notes=["login shell"] if cmd.login else [],
+    )
+
+
+def warn(message: str) -> None:
+    """One line on stderr, which reaches the ssh client."""
+    try:
+        os.write(2, f"sshrec: {message}\r\n".encode(errors="replace"))
+    except OSError:
+        pass
+
+
+class SpoolSession:
+    """The files of one session in the spool, and the lock that says its recorder is alive."""
+
+    def __init__(self, home: str, record: SessionRecord, header: CastHeader, opts: RecordOptions):
+        self.record = record
+        self.opts = opts
+        directory = spool.recording_dir(home, record.id)
+        old_umask = os.umask(0o077)
+        try:
+            spool.ensure_dir(directory)
+            self.lock_path = os.path.join(directory, f"{record.id}.lock")
+            self._lock_fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC,
+                                    spool.FILE_MODE)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            os.write(self._lock_fd, f"{os.getpid()}\n".encode())
+            self.json_path = spool.record_path(home, record.id)
+            record.path = spool.cast_path(home, record.id)
+            header.sshrec = record.to_dict()
+            self.cast = CastFile(record.path, header.to_json(), header.version, self._failed)
+            write_record_atomically(record, self.json_path)
+        finally:
+            os.umask(old_umask)
+
+    def _failed(self, exc: OSError) -> None:
+        if self.opts.on_failure == "deny":
+            warn(f"recording failed ({exc.strerror}); ending the session (on-failure=deny)")
+            self.cast.stop_reason = f"recording failed: {exc.strerror}"
+        else:
+            warn(f"recording failed ({exc.strerror}); the rest of this session is NOT recorded")
+
+    def finish(self, outcome: relay.Outcome, started: float, started_mono: float) -> None:
+        record = self.record
+        record.sha256 = self.cast.close()
+        record.ended_at = iso_utc(time.time())
+        record.duration = round(time.monotonic() - started_mono, 6)
+        record.exit_status = outcome.exit_status
+        record.exit_signal = outcome.exit_signal
+        record.bytes_out = self.cast.bytes_out
+        record.bytes_in = self.cast.bytes_in
+        record.invalid_bytes = self.cast.invalid_bytes
+        record.notes.extend(outcome.notes)
+        if outcome.client_gone:
+            record.notes.append(f"session ended because {outcome.client_gone}")
+        if self.cast.error is not None:
+            record.status = "failed"
+            record.notes.append(f"recording stopped early: {self.cast.error.strerror}")
+        else:
+            record.status = "complete"
+        try:
+            write_record_atomically(record, self.json_path)
+        except OSError as exc:
+            warn(f"could not write the final session record {self.json_path}: {exc.strerror}")
+        try:
+            os.unlink(self.lock_path)
+        except OSError:
+            pass
+        os.close(self._lock_fd)
+
+
+def spawn_indexer(json_path: str, opts: RecordOptions) -> None:
+    """Index the finished session in a detached process so the user never waits for SQLAlchemy."""
+    env = dict(os.environ, SSHREC_HOME=opts.home)
+    if opts.db_url:
+        env["SSHREC_DB"] = opts.db_url
+    argv = [sys.executable, "-m", "sshrec", "index", "--add", json_path, "--quiet"]
+    try:
+        os.posix_spawn(
+            sys.executable, argv, env,
+            setsid=True,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDWR, 0),
+                (os.POSIX_SPAWN_DUP2, 0, 1),
+                (os.POSIX_SPAWN_DUP2, 0, 2),
+            ],
+        )
+    except OSError as exc:
+        warn(f"could not start the indexer ({exc.strerror}); run 'sshrec index' later")
+
+
+def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) -> int:
+    """Record one session and return the exit status the client must see."""
+    env = dict(os.environ if env is None else env)
+    cmd = resolve_command(opts.command, env)
+    interactive = os.isatty(0)
+    notes: list[str] = []
+    if interactive:
+        cols, rows, defaulted = relay.inner_size(0)
+        if defaulted:
+            notes.append("client terminal reported 0x0 (ssh -tt without a local tty); used 80x24")
+    else:
+        cols, rows = relay.DEFAULT_SIZE
+    started, started_mono = time.time(), time.monotonic()
+    session_id = new_session_id(started)
+    record = build_record(session_id, cmd, opts, env, "pty" if interactive else "pipe", (cols, rows),
+                          started)
+    record.notes.extend(notes)
+    header = CastHeader(
+        version=3 if opts.format == "v3" else 2,
+        cols=cols,
+        rows=rows,
+        timestamp=started,
+        term=record.term,
+        env={"SHELL": user_shell(env), **({"TERM": record.term} if record.term else {})},
+    )
+    try:
+        session = SpoolSession(opts.home, record, header, opts)
+    except OSError as exc:
+        where = exc.filename or opts.home
+        if opts.on_failure == "deny":
+            warn(f"session refused: cannot record to {where}: {exc.strerror} (on-failure=deny)")
+            return 1
+        warn(f"this session is NOT recorded: cannot write {where}: {exc.strerror}")
+        return exec_unrecorded(cmd, env)
+    env["SSHREC_SESSION_ID"] = session_id
+    try:
+        if interactive:
+            outcome = relay.run_pty(cmd.argv, cmd.executable, env, session.cast, opts.record_input,
+                                    (cols, rows))
+        else:
+            outcome = relay.run_pipes(cmd.argv, cmd.executable, env, session.cast, opts.record_input)
+    except relay.SpawnError as exc:
+        warn(str(exc))
+        outcome = relay.Outcome(exc.status, None, notes=[str(exc)])
+    session.finish(outcome, started, started_mono)
+    if opts.index:
+        spawn_indexer(session.json_path, opts)
+    return outcome.exit_status
+
+
+def exec_unrecorded(cmd: Command, env: Mapping[str, str]) -> int:
+    try:
+        os.execvpe(cmd.executable or cmd.argv[0], cmd.argv, env)
+    except OSError as exc:
+        warn(f"cannot run {cmd.argv[0]!r}: {exc.strerror}")
+        return 127 if isinstance(exc, FileNotFoundError) else 126

@@ -1,0 +1,74 @@
+"""``sshrec [OPTIONS] [-- COMMAND [ARG...]]``: record one session (the ForceCommand entry point)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sshrec.recorder.session import VERSION, RecordOptions, record_session
+from sshrec.schema.settings import ConfigError, load_settings
+
+EPILOG = """\
+what runs:
+  with COMMAND     that argv, exec'd directly (never through a shell)
+  without COMMAND  $SSH_ORIGINAL_COMMAND via "$SHELL -c", or a login shell when it is empty
+
+examples (sshd_config):
+  ForceCommand /usr/local/bin/sshrec -- /usr/sbin/sshproxy
+  ForceCommand /usr/local/bin/sshrec --on-failure deny
+
+files: $SSHREC_HOME/recordings/YYYY/MM/DD/<id>.cast (asciicast) and <id>.json (session
+record), directories 0700 and files 0600. SSHREC_HOME defaults to /var/lib/sshrec for root,
+else $XDG_DATA_HOME/sshrec; /etc/sshrec/sshrec.toml (or $SSHREC_CONFIG) sets defaults.
+subcommands: sshrec help
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sshrec",
+        usage="sshrec [OPTIONS] [-- COMMAND [ARG...]]",
+        description="Record an SSH session (PTY when the client has a terminal, byte-exact pipes "
+        "when not) as an asciicast file plus a session record.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--home", metavar="DIR", help="spool root (default: $SSHREC_HOME)")
+    p.add_argument("--db", metavar="URL", help="SQLAlchemy URL of the index (default: $SSHREC_DB)")
+    p.add_argument("--format", choices=("v2", "v3"), help="asciicast version (default v2)")
+    p.add_argument("--record-input", action="store_true", default=None,
+                   help="also record what the client types (typed passwords end up in the file)")
+    p.add_argument("--destination", metavar="HOST",
+                   help="where the session goes (default: detected from ssh/nc command lines)")
+    p.add_argument("--on-failure", choices=("allow", "deny"),
+                   help="when the spool cannot be written: run unrecorded (allow, default) or "
+                   "refuse the session (deny)")
+    p.add_argument("--no-index", action="store_true",
+                   help="do not start the background indexer at the end of the session")
+    p.add_argument("--version", action="version", version=f"sshrec {VERSION}")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    if "--" in argv:
+        split = argv.index("--")
+        options, command = argv[:split], argv[split + 1 :]
+    else:
+        options, command = argv, []
+    args = parser().parse_args(options)
+    try:
+        settings = load_settings(home=args.home, db_url=args.db)
+    except ConfigError as exc:
+        print(f"sshrec: {exc}", file=sys.stderr)
+        return 1
+    opts = RecordOptions(
+        command=command,
+        home=settings.home,
+        format=args.format or settings.format,
+        record_input=settings.record_input if args.record_input is None else True,
+        destination=args.destination,
+        on_failure=args.on_failure or settings.on_failure,
+        index=not args.no_index,
+        db_url=args.db,
+    )
+    return record_session(opts)
