@@ -1,0 +1,41 @@
+"""``sshrec cat ID|FILE``: print a recording's output, as ``asciinema cat`` would."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sshrec.player.locate import NotFound, locate_cast
+from sshrec.schema.asciicast import CastError, open_cast
+from sshrec.schema.settings import ConfigError, load_settings
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sshrec cat",
+        description="Write a recording's output events to stdout, all at once (no timing).",
+        epilog="example: sshrec cat 01JD0Q3X9M7ZK6V3W2T1R8S4YB | less -R",
+    )
+    p.add_argument("target", metavar="ID|FILE", nargs="+", help="session id or .cast/.json file")
+    p.add_argument("--home", metavar="DIR", help="spool root (default: $SSHREC_HOME)")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    try:
+        home = load_settings(home=args.home).home
+        out = sys.stdout.buffer
+        for target in args.target:
+            handle, reader = open_cast(locate_cast(target, home))
+            with handle:
+                for event in reader.events():
+                    if event.code == "o":
+                        out.write(event.data.encode("utf-8", "surrogatepass"))
+            out.flush()
+    except BrokenPipeError:
+        return 0
+    except (NotFound, CastError, ConfigError, OSError) as exc:
+        print(f"sshrec cat: {exc}", file=sys.stderr)
+        return 1
+    return 0
