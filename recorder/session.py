@@ -135,6 +135,7 @@ class SpoolSession:
 
     def finish(self, outcome: relay.Outcome, started: float, started_mono: float) -> None:
         record = self.record
+        self.cast.exit(outcome.exit_status)
         record.sha256 = self.cast.close()
         record.ended_at = iso_utc(time.time())
         record.duration = round(time.monotonic() - started_mono, 6)

@@ -1,0 +1,88 @@
+"""The asciicast codec: nothing corrupted, whatever the read boundaries or the bytes."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import pytest
+
+from sshrec.schema.asciicast import CastError, CastHeader, CastReader, EventEncoder, Utf8Stream
+
+SAMPLE = "héllo wörld — 日本語 🎉 \x1b[1;31mred\x1b[0m \"quoted\" back\\slash\ttab\r\n".encode()
+
+
+@pytest.mark.parametrize("cut", range(1, len(SAMPLE)))
+def test_utf8_split_anywhere_is_not_corrupted(cut: int) -> None:
+    stream = Utf8Stream()
+    text = stream.decode(SAMPLE[:cut]) + stream.decode(SAMPLE[cut:]) + stream.flush()
+    assert text == SAMPLE.decode()
+    assert stream.invalid == 0
+
+
+def test_utf8_one_byte_at_a_time() -> None:
+    stream = Utf8Stream()
+    assert "".join(stream.decode(bytes([b])) for b in SAMPLE) + stream.flush() == SAMPLE.decode()
+
+
+def test_invalid_bytes_become_replacement_and_are_counted() -> None:
+    stream = Utf8Stream()
+    text = stream.decode(b"ok\xff\xfeok\xc3") + stream.decode(b"(") + stream.flush()
+    assert text == "ok\ufffd\ufffdok\ufffd("
+    assert stream.invalid == 3
+
+
+def test_truncated_sequence_at_end_of_session() -> None:
+    stream = Utf8Stream()
+    assert stream.decode(b"abc\xe6\x97") == "abc"
+    assert stream.flush() == "\ufffd"
+    assert stream.invalid == 2
+
+
+def test_random_bytes_never_raise_and_roundtrip_valid_parts() -> None:
+    data = os.urandom(100_000)
+    stream = Utf8Stream()
+    pieces = [stream.decode(data[i : i + 777]) for i in range(0, len(data), 777)]
+    text = "".join(pieces) + stream.flush()
+    assert text == data.decode("utf-8", "replace")
+
+
+def test_event_lines_are_json_and_v3_is_relative() -> None:
+    v2, v3 = EventEncoder(2), EventEncoder(3)
+    assert json.loads(v2.line(1.5, "o", 'a"\x1b\n')) == [1.5, "o", 'a"\x1b\n']
+    v3.line(1.0, "o", "x")
+    t, code, data = json.loads(v3.line(1.25, "o", "y"))
+    assert (round(t, 6), code, data) == (0.25, "o", "y")
+
+
+def test_reader_v3_sums_intervals_and_names_bad_lines() -> None:
+    header = CastHeader(version=3, cols=100, rows=30, term="xterm").to_json()
+    text = header + "\n[0.5, \"o\", \"a\"]\n# comment\n[0.25, \"o\", \"b\"]\n"
+    reader = CastReader(io.StringIO(text), "x.cast")
+    assert (reader.header.cols, reader.header.rows, reader.header.term) == (100, 30, "xterm")
+    assert [(e.time, e.data) for e in reader.events()] == [(0.5, "a"), (0.75, "b")]
+    broken = header + "\n[0.5, \"o\", \"a\"]\n[oops\n[1, \"o\", \"c\"]\n"
+    with pytest.raises(CastError, match=r"x.cast:3: event is not JSON"):
+        list(CastReader(io.StringIO(broken), "x.cast").events())
+
+
+def test_reader_accepts_a_torn_last_line_only() -> None:
+    header = CastHeader(version=2, cols=80, rows=24).to_json()
+    reader = CastReader(io.StringIO(header + '\n[0.1, "o", "a"]\n[0.2, "o", "b'), "t.cast")
+    assert [e.data for e in reader.events()] == ["a"]
+    assert reader.truncated
+
+
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [
+        ("", "file is empty"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"version": 1}', "unsupported asciicast version 1"),
+        ('{"version": 2, "width": "wide", "height": 3}', "width/height"),
+    ],
+)
+def test_bad_headers_say_what_is_wrong(header: str, problem: str) -> None:
+    with pytest.raises(CastError, match=problem):
+        CastReader(io.StringIO(header + "\n"), "h.cast")
