@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import IO, Any
 
 REPLACEMENT = "\ufffd"
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 class CastError(ValueError):
@@ -47,20 +49,12 @@ class Utf8Stream:
         return text
 
     def _decode_slowly(self, data: bytes, final: bool) -> str:
-        pieces: list[str] = []
-        while data:
-            try:
-                text, used = codecs.utf_8_decode(data, "strict", final)
-            except UnicodeDecodeError as exc:
-                pieces.append(data[: exc.start].decode("utf-8"))
-                pieces.append(REPLACEMENT)
-                self.invalid += exc.end - exc.start
-                data = data[exc.end :]
-                continue
-            pieces.append(text)
-            self._pending = data[used:]
-            break
-        return "".join(pieces)
+        """One U+FFFD per invalid byte: surrogateescape marks them, one regex pass replaces them."""
+        text, used = codecs.utf_8_decode(data, "surrogateescape", final)
+        self._pending = data[used:]
+        text, count = _ESCAPED_BYTE.subn(REPLACEMENT, text)
+        self.invalid += count
+        return text
 
     def flush(self) -> str:
         return self.decode(b"", final=True)

@@ -36,7 +36,7 @@ def test_invalid_bytes_become_replacement_and_are_counted() -> None:
 def test_truncated_sequence_at_end_of_session() -> None:
     stream = Utf8Stream()
     assert stream.decode(b"abc\xe6\x97") == "abc"
-    assert stream.flush() == "\ufffd"
+    assert stream.flush() == "\ufffd\ufffd"
     assert stream.invalid == 2
 
 
@@ -45,7 +45,11 @@ def test_random_bytes_never_raise_and_roundtrip_valid_parts() -> None:
     stream = Utf8Stream()
     pieces = [stream.decode(data[i : i + 777]) for i in range(0, len(data), 777)]
     text = "".join(pieces) + stream.flush()
-    assert text == data.decode("utf-8", "replace")
+    expected = "".join(
+        "\ufffd" if "\udc80" <= c <= "\udcff" else c for c in data.decode("utf-8", "surrogateescape")
+    )
+    assert text == expected
+    assert stream.invalid == expected.count("\ufffd")
 
 
 def test_event_lines_are_json_and_v3_is_relative() -> None:
