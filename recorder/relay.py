@@ -194,10 +194,12 @@ class Relay:
     def run(self) -> Outcome:
         while not self._finished():
             self._watch()
-            for fd, events in self.poller.poll(self._timeout_ms()):
-                if fd == self.signals.read_fd:
-                    self._on_signals(self.signals.pending())
-                else:
+            ready = self.poller.poll(self._timeout_ms())
+            # Signals first: a resize that happened before a keystroke is applied before it.
+            if any(fd == self.signals.read_fd for fd, _ in ready):
+                self._on_signals(self.signals.pending())
+            for fd, events in ready:
+                if fd != self.signals.read_fd:
                     self._on_ready(fd, events)
             self._periodic()
         self.recorder.flush()
