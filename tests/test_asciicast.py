@@ -7,7 +7,6 @@ import json
 import os
 
 import pytest
-
 from sshrec.schema.asciicast import CastError, CastHeader, CastReader, EventEncoder, Utf8Stream
 
 SAMPLE = "héllo wörld — 日本語 🎉 \x1b[1;31mred\x1b[0m \"quoted\" back\\slash\ttab\r\n".encode()

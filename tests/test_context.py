@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from sshrec.recorder.context import (
     detect_destination,
     parse_auth_info,

@@ -14,10 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from sshrec.schema.asciicast import open_cast
-
 from recorder_helpers import SSHREC, cast_events, cast_output, only_record, record_env, recordings
+from sshrec.schema.asciicast import open_cast
 
 
 def run(home: Path, *args: str, stdin: bytes = b"", timeout: float = 60, **env: str
