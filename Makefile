@@ -1,0 +1,45 @@
+# sshrec: `make demo` installs and records a demonstration session; `make test` runs every test.
+# A venv built from the system python (/usr/bin/python3 when present) so that test users
+# started by sshd can execute it (a python under /root would be out of their reach).
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_HOME ?= $(if $(SSHREC_HOME),$(SSHREC_HOME),$(shell $(PYTHON) -c 'import os;print("/var/lib/sshrec" if os.geteuid()==0 else os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"),"sshrec"))'))
+
+.PHONY: demo test install system-deps lint bench clean
+
+$(BIN)/sshrec: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/sshrec
+
+demo: install
+	@echo "== recording a scripted session into $(DEMO_HOME)"
+	@rm -f .demo-session-id
+	SSHREC_DEMO_ID_FILE=$(CURDIR)/.demo-session-id $(BIN)/sshrec -- sh samples/demo-session.sh
+	@echo "== the recording, printed back by: sshrec cat $$(cat .demo-session-id)"
+	@$(BIN)/sshrec cat $$(cat .demo-session-id)
+	@echo "== files:"; ls -l $(DEMO_HOME)/recordings/*/*/*/$$(cat .demo-session-id).*
+
+# OpenSSH server and client for the end-to-end tests (root only; others must have them).
+system-deps:
+	@if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v script >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server openssh-client bsdutils; \
+	  else echo "install openssh-server and openssh-client (sshd tests need them)"; fi; \
+	fi
+
+lint: install
+	$(BIN)/ruff check .
+
+test: system-deps install lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: install
+	$(BIN)/python bench/record_bench.py
+
+clean:
+	rm -rf $(VENV) .demo-session-id build *.egg-info
