@@ -8,7 +8,6 @@ import hashlib
 import os
 import pwd
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 # ssh(1) options that take an argument (OpenSSH 9.x); needed to find the host among the words.
 SSH_OPTS_WITH_ARG = set("BbcDEeFIiJLlmOoPpQRSWw")
@@ -16,11 +15,15 @@ SSH_OPTS_WITH_ARG = set("BbcDEeFIiJLlmOoPpQRSWw")
 NC_OPTS_WITH_ARG = set("IiMmOPpqsTVwXx")
 
 
-@dataclass(frozen=True)
 class AuthInfo:
-    method: str | None
-    key_type: str | None
-    key_fingerprint: str | None
+    """How the user authenticated (plain classes on the login path: dataclasses costs ms)."""
+
+    __slots__ = ("method", "key_type", "key_fingerprint")
+
+    def __init__(self, method: str | None, key_type: str | None, key_fingerprint: str | None) -> None:
+        self.method = method
+        self.key_type = key_type
+        self.key_fingerprint = key_fingerprint
 
 
 def key_fingerprint(blob_b64: str) -> str:
@@ -63,12 +66,15 @@ def read_auth_info(env: Mapping[str, str]) -> AuthInfo:
         return AuthInfo(None, None, None)
 
 
-@dataclass(frozen=True)
 class Connection:
-    client_addr: str | None
-    client_port: int | None
-    server_addr: str | None
-    server_port: int | None
+    __slots__ = ("client_addr", "client_port", "server_addr", "server_port")
+
+    def __init__(self, client_addr: str | None, client_port: int | None, server_addr: str | None,
+                 server_port: int | None) -> None:
+        self.client_addr = client_addr
+        self.client_port = client_port
+        self.server_addr = server_addr
+        self.server_port = server_port
 
 
 def parse_ssh_connection(value: str | None) -> Connection:

@@ -15,12 +15,9 @@ import os
 import select
 import signal
 import struct
-import subprocess
 import termios
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
 
 READ_SIZE = 64 * 1024
 PARENT_CHECK_INTERVAL = 0.5
@@ -30,15 +27,21 @@ DEFAULT_SIZE = (80, 24)
 HANGUP_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
 
 
-class Recorder(Protocol):
-    def output(self, data: bytes) -> None: ...
-    def input(self, data: bytes) -> None: ...
-    def count_input(self, size: int) -> None: ...
-    def resize(self, cols: int, rows: int) -> None: ...
-    def flush_due_in(self) -> float | None: ...
-    def flush(self) -> None: ...
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
 
-    stop_reason: str | None  # set when the session must end (recording failed under deny)
+    class Recorder(Protocol):
+        """What the relay reports to (the cast file sink)."""
+
+        stop_reason: str | None  # set when the session must end (recording failed under deny)
+
+        def output(self, data: bytes) -> None: ...
+        def input(self, data: bytes) -> None: ...
+        def count_input(self, size: int) -> None: ...
+        def resize(self, cols: int, rows: int) -> None: ...
+        def flush_due_in(self) -> float | None: ...
+        def flush(self) -> None: ...
 
 
 class SpawnError(Exception):
@@ -49,27 +52,36 @@ class SpawnError(Exception):
         super().__init__(f"cannot run {argv[0]!r}: {exc.strerror or exc}")
 
 
-@dataclass
 class Outcome:
-    exit_status: int
-    exit_signal: str | None
-    client_gone: str | None = None  # why we decided the client had left, if it did
-    notes: list[str] = field(default_factory=list)
+    """How the session ended. (Plain classes here: dataclasses costs ms on every login.)"""
+
+    __slots__ = ("exit_status", "exit_signal", "client_gone", "notes")
+
+    def __init__(self, exit_status: int, exit_signal: str | None, client_gone: str | None = None,
+                 notes: list[str] | None = None) -> None:
+        self.exit_status = exit_status
+        self.exit_signal = exit_signal
+        self.client_gone = client_gone  # why we decided the client had left, if it did
+        self.notes = notes or []
 
 
-@dataclass
 class Pump:
     """Bytes from ``src`` to ``dst``; reads pause while the backlog is not yet written."""
 
-    src: int
-    dst: int
-    on_data: Callable[[bytes], None]
-    to_client: bool
-    close_dst_at_eof: bool = False
-    reading: bool = True
-    dst_open: bool = True  # False once writes stopped (closed, broken, or the client is gone)
-    dst_closed: bool = False
-    backlog: bytearray = field(default_factory=bytearray)
+    __slots__ = ("src", "dst", "on_data", "to_client", "close_dst_at_eof", "reading", "dst_open",
+                 "dst_closed", "backlog")
+
+    def __init__(self, src: int, dst: int, on_data: Callable[[bytes], None], to_client: bool,
+                 close_dst_at_eof: bool = False) -> None:
+        self.src = src
+        self.dst = dst
+        self.on_data = on_data
+        self.to_client = to_client
+        self.close_dst_at_eof = close_dst_at_eof
+        self.reading = True
+        self.dst_open = True  # False once writes stopped (closed, broken, or the client is gone)
+        self.dst_closed = False
+        self.backlog = bytearray()
 
 
 def window_size(fd: int) -> tuple[int, int]:
@@ -162,17 +174,13 @@ def _ignore_in_python(signum: int, frame: object) -> None:
     """The wakeup pipe carries the signal; the Python-level handler has nothing to do."""
 
 
-def _take_controlling_tty() -> None:
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
 class Relay:
     """Runs one child and relays until it has exited and its output is drained."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], pumps: list[Pump], recorder: Recorder,
+    def __init__(self, pid: int, pumps: list[Pump], recorder: Recorder,
                  signals: SignalPipe, master: int | None = None, outer_tty: int | None = None,
                  on_resize: Callable[[int, int], None] | None = None) -> None:
-        self.proc = proc
+        self.pid = pid
         self.pumps = pumps
         self.recorder = recorder
         self.signals = signals
@@ -217,7 +225,7 @@ class Relay:
             elif pump.src == 0:
                 pump.reading = False
         if self.returncode is None and self.kill_at is None:
-            signal_session(self.proc.pid, signal.SIGHUP)
+            signal_session(self.pid, signal.SIGHUP)
             self.kill_at = time.monotonic() + KILL_GRACE
 
     def _finished(self) -> bool:
@@ -231,14 +239,20 @@ class Relay:
         return time.monotonic() - self.exited_at > DRAIN_GRACE + KILL_GRACE
 
     def _reap(self) -> None:
-        if self.returncode is not None or self.proc.poll() is None:
+        if self.returncode is not None:
             return
-        self.returncode = self.proc.returncode
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.pid, 0
+        if pid == 0:
+            return
+        self.returncode = os.waitstatus_to_exitcode(status)
         self.exited_at = time.monotonic()
         if self.master is not None:
             self._drain_master()
         # Whatever the session left behind (background jobs) would run on unrecorded.
-        signal_session(self.proc.pid, signal.SIGHUP)
+        signal_session(self.pid, signal.SIGHUP)
         if self.master is not None:
             self._drain_master()
             for pump in self.pumps:
@@ -366,7 +380,7 @@ class Relay:
         if self.returncode is None:
             self._reap()
         if self.kill_at is not None and now >= self.kill_at and self.returncode is None:
-            signal_session(self.proc.pid, signal.SIGKILL)
+            signal_session(self.pid, signal.SIGKILL)
             self.kill_at = now + KILL_GRACE
         if self.recorder.stop_reason and self.client_gone is None:
             self.hang_up(self.recorder.stop_reason)
@@ -399,12 +413,16 @@ class BlockingRestored:
                 continue
 
 
-def _spawn(argv: Sequence[str], executable: str | None, env: Mapping[str, str], **kwargs: object
-           ) -> subprocess.Popen[bytes]:
+# Python ignores these; a child must start with the defaults (``yes | head`` relies on SIGPIPE).
+RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, *SignalPipe.SIGNALS)
+
+
+def _spawn(argv: Sequence[str], executable: str | None, env: Mapping[str, str],
+           file_actions: list[tuple[int, ...]]) -> int:
+    """posix_spawn in a new session: vfork-fast, and exec errors come back as OSError."""
     try:
-        return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
-            list(argv), executable=executable, env=dict(env), start_new_session=True, **kwargs
-        )
+        return os.posix_spawnp(executable or argv[0], list(argv), dict(env), setsid=True,
+                               file_actions=file_actions, setsigdef=RESET_SIGNALS, setsigmask=())
     except OSError as exc:
         raise SpawnError(argv, exc) from None
 
@@ -428,8 +446,12 @@ def run_pty(argv: Sequence[str], executable: str | None, env: Mapping[str, str],
     signals = SignalPipe()
     flags = BlockingRestored([0, 1, master])
     try:
-        proc = _spawn(argv, executable, env, stdin=slave, stdout=slave, stderr=slave,
-                      preexec_fn=_take_controlling_tty)
+        # Opening the terminal by name as the new session's leader makes it the controlling tty.
+        pid = _spawn(argv, executable, env, [
+            (os.POSIX_SPAWN_OPEN, 0, os.ttyname(slave), os.O_RDWR, 0),
+            (os.POSIX_SPAWN_DUP2, 0, 1),
+            (os.POSIX_SPAWN_DUP2, 0, 2),
+        ])
     except BaseException:
         flags.restore()
         signals.close()
@@ -450,7 +472,7 @@ def run_pty(argv: Sequence[str], executable: str | None, env: Mapping[str, str],
         Pump(master, 1, recorder.output, to_client=True),
     ]
     try:
-        outcome = Relay(proc, pumps, recorder, signals, master=master, outer_tty=outer,
+        outcome = Relay(pid, pumps, recorder, signals, master=master, outer_tty=outer,
                         on_resize=resized).run()
     finally:
         termios.tcsetattr(outer, termios.TCSAFLUSH, saved_attrs)
@@ -469,7 +491,11 @@ def run_pipes(argv: Sequence[str], executable: str | None, env: Mapping[str, str
     ends = [in_r, out_w, err_w]
     signals = SignalPipe()
     try:
-        proc = _spawn(argv, executable, env, stdin=in_r, stdout=out_w, stderr=err_w)
+        pid = _spawn(argv, executable, env, [
+            (os.POSIX_SPAWN_DUP2, in_r, 0),
+            (os.POSIX_SPAWN_DUP2, out_w, 1),
+            (os.POSIX_SPAWN_DUP2, err_w, 2),
+        ])
     except BaseException:
         signals.close()
         for fd in (*ends, child_in, child_out, child_err):
@@ -485,7 +511,7 @@ def run_pipes(argv: Sequence[str], executable: str | None, env: Mapping[str, str
         Pump(child_err, 2, recorder.output, to_client=True),
     ]
     try:
-        return Relay(proc, pumps, recorder, signals).run()
+        return Relay(pid, pumps, recorder, signals).run()
     finally:
         flags.restore()
         signals.close()

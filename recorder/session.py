@@ -11,7 +11,6 @@ import pwd
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from sshrec.schema import spool
 from sshrec.schema.asciicast import CastHeader
@@ -23,24 +22,35 @@ from .castfile import CastFile
 VERSION = "0.1.0"
 
 
-@dataclass(frozen=True)
 class RecordOptions:
-    command: list[str]
-    home: str
-    format: str = "v2"
-    record_input: bool = False
-    destination: str | None = None
-    on_failure: str = "allow"
-    index: bool = True
-    db_url: str | None = None
+    """What to record and how (plain classes on the login path: dataclasses costs ms)."""
+
+    __slots__ = ("command", "home", "format", "record_input", "destination", "on_failure", "index",
+                 "db_url")
+
+    def __init__(self, command: list[str], home: str, format: str = "v2", record_input: bool = False,
+                 destination: str | None = None, on_failure: str = "allow", index: bool = True,
+                 db_url: str | None = None) -> None:
+        self.command = command
+        self.home = home
+        self.format = format
+        self.record_input = record_input
+        self.destination = destination
+        self.on_failure = on_failure
+        self.index = index
+        self.db_url = db_url
 
 
-@dataclass(frozen=True)
 class Command:
-    argv: list[str]
-    executable: str | None
-    shown: list[str]  # what the record calls it
-    login: bool
+    """The argv to run, and what the record calls it."""
+
+    __slots__ = ("argv", "executable", "shown", "login")
+
+    def __init__(self, argv: list[str], executable: str | None, shown: list[str], login: bool) -> None:
+        self.argv = argv
+        self.executable = executable
+        self.shown = shown
+        self.login = login
 
 
 def user_shell(env: Mapping[str, str]) -> str:
@@ -122,7 +132,7 @@ class SpoolSession:
             record.path = spool.cast_path(home, record.id)
             header.sshrec = record.to_dict()
             self.cast = CastFile(record.path, header.to_json(), header.version, self._failed)
-            write_record_atomically(record, self.json_path)
+            write_record_atomically(record, self.json_path, durable=False)
         finally:
             os.umask(old_umask)
 

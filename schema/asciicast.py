@@ -11,9 +11,11 @@ import codecs
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
-from typing import IO, Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 REPLACEMENT = "\ufffd"
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
@@ -65,17 +67,23 @@ def json_string(text: str) -> str:
     return encode_basestring(text)
 
 
-@dataclass
 class CastHeader:
-    version: int
-    cols: int
-    rows: int
-    timestamp: float | None = None
-    term: str | None = None
-    title: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    sshrec: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    """The first line of a cast, version-neutral. (No dataclasses/typing: login path.)"""
+
+    __slots__ = ("version", "cols", "rows", "timestamp", "term", "title", "env", "sshrec", "extra")
+
+    def __init__(self, version: int, cols: int, rows: int, timestamp: float | None = None,
+                 term: str | None = None, title: str | None = None, env: dict[str, str] | None = None,
+                 sshrec: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> None:
+        self.version = version
+        self.cols = cols
+        self.rows = rows
+        self.timestamp = timestamp
+        self.term = term
+        self.title = title
+        self.env = env or {}
+        self.sshrec = sshrec
+        self.extra = extra or {}
 
     def to_json(self) -> str:
         if self.version == 2:
@@ -119,11 +127,20 @@ class EventEncoder:
         return b'[%.6f, "%s", %s]\n' % (t, code.encode(), json_string(text).encode())
 
 
-@dataclass
 class Event:
-    time: float  # seconds since the start, always absolute (v3 intervals are summed)
-    code: str
-    data: str
+    __slots__ = ("time", "code", "data")
+
+    def __init__(self, time: float, code: str, data: str) -> None:
+        self.time = time  # seconds since the start, always absolute (v3 intervals are summed)
+        self.code = code
+        self.data = data
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Event) and (self.time, self.code, self.data) == (
+            other.time, other.code, other.data)
+
+    def __repr__(self) -> str:
+        return f"Event({self.time!r}, {self.code!r}, {self.data!r})"
 
 
 def parse_header(path: str, line: str) -> CastHeader:

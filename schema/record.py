@@ -7,24 +7,25 @@ Field names are a contract (see DESIGN.md). Two fields extend the contract:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import secrets
 import time
-from dataclasses import dataclass, field
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 STATUSES = ("recording", "complete", "interrupted", "failed")
 MODES = ("pty", "pipe", "sftp", "import")
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_LIST: Any = object()  # marks a list default: each record gets its own list
 
 
 def new_session_id(now: float | None = None) -> str:
     """A ULID: 48 bits of milliseconds then 80 random bits, so ids sort by time and cannot be guessed."""
     millis = int((time.time() if now is None else now) * 1000)
-    value = (millis << 80) | secrets.randbits(80)
+    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
     chars = []
     for _ in range(26):
         chars.append(_CROCKFORD[value & 31])
@@ -44,8 +45,14 @@ def is_session_id(text: str) -> bool:
     return len(text) == 26 and all(c in _CROCKFORD for c in text.upper())
 
 
-@dataclass
 class SessionRecord:
+    """A session record; attributes are the fields below, in contract order.
+
+    Written by hand rather than with @dataclass: importing dataclasses pulls in inspect,
+    about 8 ms on every SSH login. Same behaviour: keyword construction with defaults,
+    equality, repr, to_dict().
+    """
+
     id: str
     user: str = ""
     uid: int | None = None
@@ -58,7 +65,7 @@ class SessionRecord:
     key_type: str | None = None
     key_fingerprint: str | None = None
     original_command: str | None = None
-    command: list[str] = field(default_factory=list)
+    command: list[str] = _LIST
     destination: str | None = None
     mode: str = "pty"
     term: str | None = None
@@ -76,21 +83,39 @@ class SessionRecord:
     path: str | None = None
     recorder_version: str = ""
     invalid_bytes: int = 0
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = _LIST
+
+    def __init__(self, id: str, **values: Any) -> None:
+        unknown = set(values) - set(FIELD_NAMES)
+        if unknown:
+            raise TypeError(f"unknown session record field(s): {', '.join(sorted(unknown))}")
+        self.id = id
+        for name in FIELD_NAMES[1:]:
+            value = values.get(name, getattr(SessionRecord, name))
+            setattr(self, name, [] if value is _LIST else value)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {name: _copy(getattr(self, name)) for name in FIELD_NAMES}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SessionRecord:
         """Build a record, ignoring unknown keys (newer recorders may add fields)."""
-        known = {f.name for f in dataclasses.fields(cls)}
         if "id" not in data:
             raise ValueError("session record has no 'id'")
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in data.items() if k in FIELD_NAMES})
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SessionRecord) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"SessionRecord({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
 
 
-FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(SessionRecord))
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+FIELD_NAMES: tuple[str, ...] = tuple(SessionRecord.__annotations__)
 
 
 def iso_utc(epoch: float) -> str:
@@ -102,13 +127,18 @@ def iso_utc(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", whole) + f".{micros:06d}Z"
 
 
-def write_record_atomically(record: SessionRecord, path: str, mode: int = 0o600) -> None:
-    """Replace ``path`` with the record so readers see the old or the new file, never half of one."""
+def write_record_atomically(record: SessionRecord, path: str, mode: int = 0o600, durable: bool = True
+                            ) -> None:
+    """Replace ``path`` with the record so readers see the old or the new file, never half of one.
+
+    ``durable=False`` skips the fsync (the recorder's first write, replaced at the end anyway).
+    """
     tmp = f"{path}.tmp.{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         os.write(fd, json.dumps(record.to_dict(), indent=1).encode() + b"\n")
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)

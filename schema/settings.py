@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import tomllib
-from dataclasses import dataclass
 
 DEFAULT_CONFIG = "/etc/sshrec/sshrec.toml"
 ROOT_HOME = "/var/lib/sshrec"
@@ -14,13 +12,18 @@ class ConfigError(Exception):
     """The configuration file cannot be used; the message names the file and the fix."""
 
 
-@dataclass(frozen=True)
 class Settings:
-    home: str
-    db_url: str
-    on_failure: str = "allow"
-    format: str = "v2"
-    record_input: bool = False
+    """Resolved settings (a plain class: this module is on the login path)."""
+
+    __slots__ = ("home", "db_url", "on_failure", "format", "record_input")
+
+    def __init__(self, home: str, db_url: str, on_failure: str = "allow", format: str = "v2",
+                 record_input: bool = False) -> None:
+        self.home = home
+        self.db_url = db_url
+        self.on_failure = on_failure
+        self.format = format
+        self.record_input = record_input
 
 
 def default_home() -> str:
@@ -31,6 +34,10 @@ def default_home() -> str:
 
 
 def _read_config(path: str, required: bool) -> dict[str, object]:
+    if not required and not os.path.exists(path):
+        return {}  # the common case, and tomllib costs milliseconds on every login
+    import tomllib
+
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
