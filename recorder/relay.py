@@ -203,6 +203,8 @@ class Relay:
         while not self._finished():
             self._watch()
             ready = self.poller.poll(self._timeout_ms())
+            if not ready and self.returncode is None:
+                self._reap()  # a safety net only: SIGCHLD normally arrives on the signal pipe
             # Signals first: a resize that happened before a keystroke is applied before it.
             if any(fd == self.signals.read_fd for fd, _ in ready):
                 self._on_signals(self.signals.pending())
@@ -328,9 +330,18 @@ class Relay:
             self._on_eof(pump)
             return
         pump.on_data(data)
-        if pump.dst_open:
-            pump.backlog += data
-            self._write(pump)
+        if not pump.dst_open:
+            return
+        # Reads only happen with an empty backlog: write straight from the buffer just read.
+        try:
+            written = os.write(pump.dst, data)
+        except BlockingIOError:
+            written = 0
+        except OSError as exc:
+            self._write_failed(pump, exc)
+            return
+        if written < len(data):
+            pump.backlog += memoryview(data)[written:]
 
     def _write(self, pump: Pump) -> None:
         try:
@@ -340,15 +351,18 @@ class Relay:
         except BlockingIOError:
             return
         except OSError as exc:
-            if exc.errno not in (errno.EPIPE, errno.EIO, errno.ECONNRESET, errno.EBADF):
-                raise
-            pump.backlog.clear()
-            pump.dst_open = False
-            if pump.to_client:
-                self.hang_up(f"writing to the client failed ({errno.errorcode[exc.errno]})")
+            self._write_failed(pump, exc)
             return
         if not pump.reading and pump.close_dst_at_eof:
             self._close_dst(pump)
+
+    def _write_failed(self, pump: Pump, exc: OSError) -> None:
+        if exc.errno not in (errno.EPIPE, errno.EIO, errno.ECONNRESET, errno.EBADF):
+            raise exc
+        pump.backlog.clear()
+        pump.dst_open = False
+        if pump.to_client:
+            self.hang_up(f"writing to the client failed ({errno.errorcode[exc.errno]})")
 
     def _on_eof(self, pump: Pump) -> None:
         pump.reading = False
@@ -377,8 +391,6 @@ class Relay:
         due = self.recorder.flush_due_in()
         if due is not None and due <= 0:
             self.recorder.flush()
-        if self.returncode is None:
-            self._reap()
         if self.kill_at is not None and now >= self.kill_at and self.returncode is None:
             signal_session(self.pid, signal.SIGKILL)
             self.kill_at = now + KILL_GRACE
