@@ -28,6 +28,7 @@ class CastFile:
         version: int,
         on_error: Callable[[OSError], None],
         mode: int = 0o600,
+        mirror_fd: int | None = None,
     ) -> None:
         self.path = path
         self._fd: int | None = os.open(
@@ -39,6 +40,8 @@ class CastFile:
         self._hash = hashlib.sha256()
         self._buf = bytearray(header_line.encode() + b"\n")
         self._on_error = on_error
+        self.mirror_fd = mirror_fd  # a second copy of every line (sshrec serve --log)
+        self.mirror_error: OSError | None = None
         self.error: OSError | None = None
         self.stop_reason: str | None = None
         self.start = time.monotonic()
@@ -103,7 +106,19 @@ class CastFile:
             self._fail(exc)
         finally:
             view.release()
+            self._mirror()
             self._buf.clear()
+
+    def _mirror(self) -> None:
+        if self.mirror_fd is None or not self._buf:
+            return
+        try:
+            view = memoryview(self._buf)
+            while view:
+                view = view[os.write(self.mirror_fd, view):]
+        except OSError as exc:
+            self.mirror_error = exc
+            self.mirror_fd = None
 
     def _fail(self, exc: OSError) -> None:
         if self._fd is not None:

@@ -26,11 +26,11 @@ class RecordOptions:
     """What to record and how (plain classes on the login path: dataclasses costs ms)."""
 
     __slots__ = ("command", "home", "format", "record_input", "destination", "on_failure", "index",
-                 "db_url")
+                 "db_url", "transcript_fd")
 
     def __init__(self, command: list[str], home: str, format: str = "v2", record_input: bool = False,
                  destination: str | None = None, on_failure: str = "allow", index: bool = True,
-                 db_url: str | None = None) -> None:
+                 db_url: str | None = None, transcript_fd: int | None = None) -> None:
         self.command = command
         self.home = home
         self.format = format
@@ -39,6 +39,7 @@ class RecordOptions:
         self.on_failure = on_failure
         self.index = index
         self.db_url = db_url
+        self.transcript_fd = transcript_fd
 
 
 class Command:
@@ -131,7 +132,8 @@ class SpoolSession:
             self.json_path = spool.record_path(home, record.id)
             record.path = spool.cast_path(home, record.id)
             header.sshrec = record.to_dict()
-            self.cast = CastFile(record.path, header.to_json(), header.version, self._failed)
+            self.cast = CastFile(record.path, header.to_json(), header.version, self._failed,
+                                 mirror_fd=opts.transcript_fd)
             write_record_atomically(record, self.json_path, durable=False)
         finally:
             os.umask(old_umask)
@@ -157,6 +159,8 @@ class SpoolSession:
         record.notes.extend(outcome.notes)
         if outcome.client_gone:
             record.notes.append(f"session ended because {outcome.client_gone}")
+        if self.cast.mirror_error is not None:
+            record.notes.append(f"transcript copy stopped: {self.cast.mirror_error.strerror}")
         if self.cast.error is not None:
             record.status = "failed"
             record.notes.append(f"recording stopped early: {self.cast.error.strerror}")

@@ -312,3 +312,19 @@ def test_asciinema_cat_prints_what_sshrec_cat_prints(tmp_path: Path) -> None:
                             env=env, stdin=subprocess.DEVNULL).stdout
     assert ours == theirs
     assert b"caf\xc3\xa9" in ours and b"1999\n2000\n" in ours
+
+
+def test_transcript_fd_gets_the_same_lines(tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as transcript:
+        proc = subprocess.Popen([SSHREC, "--no-index", "--record-input", "--transcript-fd", str(write_end),
+                                 "--", "sh", "-c", "read x; echo got-$x"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=record_env(tmp_path),
+                                pass_fds=(write_end,))
+        os.close(write_end)
+        out, _ = proc.communicate(b"abc\n", timeout=30)
+        copy = transcript.read()
+    assert out == b"got-abc\n"
+    record = only_record(tmp_path)
+    assert copy == Path(record["path"]).read_bytes()
+    assert '"i", "abc\\n"' in copy.decode()

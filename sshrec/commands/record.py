@@ -43,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--on-failure", choices=("allow", "deny"),
                    help="when the spool cannot be written: run unrecorded (allow, default) or "
                    "refuse the session (deny)")
+    p.add_argument("--transcript-fd", type=int, metavar="FD",
+                   help="also write every cast line to this open file descriptor (used by serve --log)")
     p.add_argument("--no-index", action="store_true",
                    help="do not start the background indexer at the end of the session")
     p.add_argument("--version", action="version", version=f"sshrec {VERSION}")
@@ -70,5 +72,6 @@ def main(argv: list[str]) -> int:
         on_failure=args.on_failure or settings.on_failure,
         index=not args.no_index,
         db_url=args.db,
+        transcript_fd=args.transcript_fd,
     )
     return record_session(opts)
