@@ -487,7 +487,10 @@ def run_pty(argv: Sequence[str], executable: str | None, env: Mapping[str, str],
         outcome = Relay(pid, pumps, recorder, signals, master=master, outer_tty=outer,
                         on_resize=resized).run()
     finally:
-        termios.tcsetattr(outer, termios.TCSAFLUSH, saved_attrs)
+        try:
+            termios.tcsetattr(outer, termios.TCSADRAIN, saved_attrs)
+        except (termios.error, OSError):
+            pass  # the client's terminal is gone (hang-up): nothing left to restore
         flags.restore()
         signals.close()
         os.close(master)
@@ -551,4 +554,4 @@ def _make_raw(fd: int) -> None:
     attrs[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN)
     attrs[6][termios.VMIN] = 1
     attrs[6][termios.VTIME] = 0
-    termios.tcsetattr(fd, termios.TCSAFLUSH, attrs)
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)  # not TCSAFLUSH: keys typed ahead must survive

@@ -76,6 +76,17 @@ def resolve_command(command: list[str], env: Mapping[str, str]) -> Command:
     return Command(["-" + os.path.basename(shell)], shell, [shell], login=True)
 
 
+FILE_TRANSFER_MODES = {"sftp-server": "sftp", "internal-sftp": "sftp", "scp": "scp"}
+
+
+def session_mode(cmd: Command, original: str | None, interactive: bool) -> str:
+    """pty or pipe, except that file transfers are named as such (an auditor filters on them)."""
+    if interactive:
+        return "pty"
+    words = original.split() if original else cmd.argv[:1]
+    return FILE_TRANSFER_MODES.get(os.path.basename(words[0]) if words else "", "pipe")
+
+
 def build_record(session_id: str, cmd: Command, opts: RecordOptions, env: Mapping[str, str],
                  mode: str, size: tuple[int, int], started: float) -> SessionRecord:
     user, uid = context.local_user()
@@ -211,8 +222,8 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
         cols, rows = relay.DEFAULT_SIZE
     started, started_mono = time.time(), time.monotonic()
     session_id = new_session_id(started)
-    record = build_record(session_id, cmd, opts, env, "pty" if interactive else "pipe", (cols, rows),
-                          started)
+    mode = session_mode(cmd, env.get("SSH_ORIGINAL_COMMAND"), interactive)
+    record = build_record(session_id, cmd, opts, env, mode, (cols, rows), started)
     record.notes.extend(notes)
     header = CastHeader(
         version=3 if opts.format == "v3" else 2,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 STATUSES = ("recording", "complete", "interrupted", "failed")
-MODES = ("pty", "pipe", "sftp", "import")
+MODES = ("pty", "pipe", "sftp", "scp", "import")
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _LIST: Any = object()  # marks a list default: each record gets its own list

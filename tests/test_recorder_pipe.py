@@ -328,3 +328,12 @@ def test_transcript_fd_gets_the_same_lines(tmp_path: Path) -> None:
     record = only_record(tmp_path)
     assert copy == Path(record["path"]).read_bytes()
     assert '"i", "abc\\n"' in copy.decode()
+
+
+def test_file_transfers_are_named_in_the_record(tmp_path: Path) -> None:
+    run(tmp_path / "sftp", SSH_ORIGINAL_COMMAND="/usr/lib/openssh/sftp-server", stdin=b"")
+    assert only_record(tmp_path / "sftp")["mode"] == "sftp"
+    run(tmp_path / "scp", SSH_ORIGINAL_COMMAND="scp -t /tmp/nowhere-987", stdin=b"\0")
+    assert only_record(tmp_path / "scp")["mode"] == "scp"
+    run(tmp_path / "plain", "--", "true")
+    assert only_record(tmp_path / "plain")["mode"] == "pipe"

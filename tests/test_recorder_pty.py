@@ -81,10 +81,13 @@ def test_a_child_deaf_to_sighup_is_killed(tmp_path: Path) -> None:
 
 def test_background_grandchildren_do_not_hold_the_session(tmp_path: Path) -> None:
     hup_marker, deaf_marker = "987032", "987033"
-    script = (f"sleep {hup_marker} & (trap '' HUP; exec sleep {deaf_marker}) & "
-              "echo started; exit 3")
+    fifo = tmp_path / "armed"
+    os.mkfifo(fifo)
+    # The deaf job reports through the fifo once its trap is set, before the shell exits.
+    script = (f"sleep {hup_marker} & (trap '' HUP; echo > {fifo}; exec sleep {deaf_marker}) & "
+              f"read _ < {fifo}; echo started; exit 3")
     try:
-        with shell(tmp_path, argv=("sh", "-c", script)) as term:
+        with shell(tmp_path / "spool", argv=("sh", "-c", script)) as term:
             term.expect_exact("started")
             assert term.wait(timeout=10) == 3
         wait_for(lambda: not pids_with_arg(hup_marker), what="the background job to be hung up")
@@ -93,7 +96,7 @@ def test_background_grandchildren_do_not_hold_the_session(tmp_path: Path) -> Non
     finally:
         kill_all(hup_marker)
         kill_all(deaf_marker)
-    assert only_record(tmp_path)["status"] == "complete"
+    assert only_record(tmp_path / "spool")["status"] == "complete"
 
 
 def test_huge_output_is_relayed_and_recorded_whole(tmp_path: Path) -> None:
