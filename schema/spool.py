@@ -41,3 +41,39 @@ def iter_record_files(home: str) -> Iterator[str]:
         for name in sorted(filenames):
             if name.endswith(".json") and ".tmp." not in name:
                 yield os.path.join(dirpath, name)
+
+
+def lock_path(home: str, session_id: str) -> str:
+    """<id>.lock: the recorder holds an flock on it for as long as it runs."""
+    return os.path.join(recording_dir(home, session_id), f"{session_id}.lock")
+
+
+def recorder_alive_at(path: str) -> bool:
+    """True while some process holds the lock file ``path``.
+
+    Probing takes a shared lock for an instant, so a recorder must create and lock its
+    <id>.lock (blocking LOCK_EX) before writing the first <id>.json. A lock file we may not
+    open counts as held: better to leave a session 'recording' than to call it interrupted.
+    """
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def recorder_alive(home: str, session_id: str) -> bool:
+    """Whether the recorder of a session still runs (it holds <id>.lock)."""
+    return recorder_alive_at(lock_path(home, session_id))

@@ -1,0 +1,281 @@
+"""Finding sessions in the index: the filters of ``sshrec ls`` and full-text ``search``.
+
+Every filter maps onto an index that ends in (started_at, pk), so "newest first, first N"
+walks an index instead of sorting the table. Text that is matched as a prefix (``--key``,
+and ``--user``/``--destination``/``--client`` ending in ``*``) becomes a byte range, which
+both back ends answer from a btree (those columns compare bytewise in PostgreSQL too).
+
+``--command`` is a substring match; three or more characters go through a trigram index
+(SQLite FTS5 ``trigram``, PostgreSQL ``pg_trgm``), shorter ones scan. Search matches words
+(see :mod:`sshrec.schema.screentext`): all of them within one stretch of screen text, or
+with ``phrase`` next to each other in order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sshrec.schema.record import STATUSES
+from sshrec.schema.screentext import Chunk, first_match, words
+from sshrec.schema.tables import RECORD_COLUMNS, parse_timestamp, screen_text, sessions
+
+DEFAULT_LIMIT = 50
+_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class QueryError(ValueError):
+    """A filter value that cannot be understood; the message says what is expected."""
+
+
+@dataclass
+class Filters:
+    user: str | None = None
+    key: str | None = None
+    command: str | None = None
+    destination: str | None = None
+    client: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    status: list[str] = field(default_factory=list)
+    exit: str | None = None
+    limit: int = DEFAULT_LIMIT
+
+
+def parse_when(text: str, now: datetime | None = None, end_of_day: bool = False) -> datetime:
+    """``2h``/``3d``/``1w2d`` ago, or an ISO date/time (UTC unless it names a zone).
+
+    A bare date means the start of that day, or its end when ``end_of_day`` (for --until).
+    """
+    value = text.strip()
+    now = now or datetime.now(UTC)
+    pieces = _RELATIVE.findall(value)
+    if pieces and "".join(_RELATIVE.sub("", value).split()) == "":
+        seconds = sum(float(amount) * _UNITS[unit.lower()] for amount, unit in pieces)
+        return now - timedelta(seconds=seconds)
+    try:
+        if len(value) == 10:  # YYYY-MM-DD
+            day = datetime.fromisoformat(value).date()
+            moment = datetime.combine(day, time.min, UTC)
+            return moment + timedelta(days=1) if end_of_day else moment
+        return parse_timestamp(value)
+    except ValueError:
+        raise QueryError(
+            f"{text!r} is not a time: use an age like 30m, 2h, 3d, 1w "
+            "or an ISO date/time like 2024-05-01 or 2024-05-01T13:45Z"
+        ) from None
+
+
+def parse_statuses(text: str) -> list[str]:
+    statuses = [s.strip() for s in text.split(",") if s.strip()]
+    for status in statuses:
+        if status not in STATUSES:
+            raise QueryError(f"unknown status {status!r}; one of: {', '.join(STATUSES)}")
+    return statuses
+
+
+def _after(prefix: str) -> str:
+    """The smallest string greater than every string starting with ``prefix``."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _text_filter(column: sa.ColumnElement[Any], value: str) -> sa.ColumnElement[bool]:
+    """Exact match, or a prefix match when ``value`` ends in ``*``."""
+    if value.endswith("*") and len(value) > 1:
+        prefix = value[:-1]
+        return sa.and_(column >= prefix, column < _after(prefix))
+    return column == value
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def command_filter(dialect: str, text: str) -> sa.ColumnElement[bool]:
+    """``text`` anywhere in original_command or command, ignoring case."""
+    pattern = f"%{_like_escape(text)}%"
+    if dialect == "postgresql":
+        return sessions.c.command_text.ilike(pattern, escape="\\")
+    if len(text) >= 3:
+        phrase = '"' + text.replace('"', '""') + '"'
+        trigram_hits = sa.text("SELECT rowid FROM command_fts WHERE command_fts MATCH :command")
+        return sessions.c.pk.in_(trigram_hits.bindparams(command=phrase))
+    return sessions.c.command_text.like(pattern, escape="\\")
+
+
+def conditions(filters: Filters, dialect: str) -> list[sa.ColumnElement[bool]]:
+    where: list[sa.ColumnElement[bool]] = []
+    c = sessions.c
+    if filters.user:
+        where.append(_text_filter(c.user, filters.user))
+    if filters.key:
+        key = filters.key.rstrip("*")
+        if ":" not in key:
+            key = "SHA256:" + key  # what ssh-keygen -l prints, without the algorithm tag
+        where.append(sa.and_(c.key_fingerprint >= key, c.key_fingerprint < _after(key)))
+    if filters.command:
+        where.append(command_filter(dialect, filters.command))
+    if filters.destination:
+        where.append(_text_filter(c.destination, filters.destination))
+    if filters.client:
+        where.append(_text_filter(c.client_addr, filters.client))
+    if filters.since:
+        where.append(c.started_at >= filters.since)
+    if filters.until:
+        where.append(c.started_at < filters.until)
+    if filters.status:
+        where.append(c.status.in_(filters.status))
+    if filters.exit is not None:
+        where.append(_exit_filter(filters.exit))
+    return where
+
+
+def _exit_filter(value: str) -> sa.ColumnElement[bool]:
+    word = value.strip().lower()
+    if word in ("nonzero", "fail", "failed", "!0"):
+        return sa.or_(
+            sa.and_(sessions.c.exit_status.is_not(None), sessions.c.exit_status != 0),
+            sessions.c.exit_signal.is_not(None),
+        )
+    try:
+        return sessions.c.exit_status == int(word)
+    except ValueError:
+        raise QueryError(f"--exit wants a number or 'nonzero', not {value!r}") from None
+
+
+def _record_columns() -> list[sa.ColumnElement[Any]]:
+    return [sessions.c[name] for name in RECORD_COLUMNS]
+
+
+def row_to_record(row: sa.Row[Any]) -> dict[str, Any]:
+    """A result row as the session record (field names and JSON-ready values)."""
+    record = {name: row._mapping[name] for name in RECORD_COLUMNS}
+    record["command"] = record["command"] or []
+    record["notes"] = record["notes"] or []
+    return record
+
+
+def _newest_first(query: sa.Select[Any], limit: int) -> sa.Select[Any]:
+    query = query.order_by(sessions.c.started_at.desc(), sessions.c.pk.desc())
+    return query.limit(limit + 1) if limit > 0 else query
+
+
+@dataclass
+class Page:
+    """Up to ``limit`` results; ``more`` says whether the limit cut the list short."""
+
+    items: list[dict[str, Any]]
+    more: bool
+
+
+def list_sessions(connection: sa.Connection, filters: Filters) -> Page:
+    where = conditions(filters, connection.dialect.name)
+    query = _newest_first(sa.select(*_record_columns()).where(*where), filters.limit)
+    items = [row_to_record(row) for row in connection.execute(query)]
+    return _page(items, filters.limit)
+
+
+def _page(items: list[dict[str, Any]], limit: int) -> Page:
+    if limit > 0 and len(items) > limit:
+        return Page(items[:limit], True)
+    return Page(items, False)
+
+
+def get_session(connection: sa.Connection, session_id: str) -> dict[str, Any] | None:
+    row = connection.execute(sa.select(*_record_columns()).where(sessions.c.id == session_id)).first()
+    return row_to_record(row) if row is not None else None
+
+
+@dataclass(frozen=True)
+class SearchText:
+    """What to look for: folded words, all required; ``phrase`` wants them adjacent in order."""
+
+    words: tuple[str, ...]
+    phrase: bool = False
+
+    @classmethod
+    def parse(cls, text: str, phrase: bool = False) -> SearchText:
+        found = tuple(words(text))
+        if not found:
+            raise QueryError(f"{text!r} has no words to search for (letters or digits)")
+        return cls(found, phrase)
+
+    def fts5(self) -> str:
+        """SQLite FTS5 query; words are letters and digits only, so quoting is safe."""
+        if self.phrase:
+            return '"' + " ".join(self.words) + '"'
+        return " ".join(f'"{w}"' for w in self.words)
+
+    def tsquery(self) -> sa.ColumnElement[Any]:
+        function = sa.func.phraseto_tsquery if self.phrase else sa.func.plainto_tsquery
+        return function(sa.literal_column("'simple'::regconfig"), " ".join(self.words))
+
+
+def _matching_chunks(dialect: str, query: SearchText) -> sa.Subquery:
+    """(session_id, first matching chunk) for every session whose screen text matches."""
+    first = sa.func.min(screen_text.c.chunk).label("chunk")
+    if dialect == "postgresql":
+        matches = sa.literal_column("screen_text.tsv").op("@@")(query.tsquery())
+        select = sa.select(screen_text.c.session_id, first).where(matches)
+    else:
+        fts = sa.table("screen_fts", sa.column("rowid"))
+        matches = sa.literal_column("screen_fts").op("MATCH")(query.fts5())
+        select = (
+            sa.select(screen_text.c.session_id, first)
+            .select_from(fts.join(screen_text, screen_text.c.pk == fts.c.rowid))
+            .where(matches)
+        )
+    return select.group_by(screen_text.c.session_id).subquery("hits")
+
+
+def search_sessions(connection: sa.Connection, query: SearchText, filters: Filters, context: int = 40) -> Page:
+    """Sessions whose screen text matches, newest first, each with ``match_time`` (seconds
+    from the start of the session to the first match) and ``match_text`` (around it)."""
+    hits = _matching_chunks(connection.dialect.name, query)
+    select = sa.select(*_record_columns(), hits.c.chunk).join(hits, hits.c.session_id == sessions.c.id)
+    select = _newest_first(select.where(*conditions(filters, connection.dialect.name)), filters.limit)
+    rows = connection.execute(select).all()
+    more = 0 < filters.limit < len(rows)
+    rows = rows[: filters.limit] if more else rows
+    texts = _chunk_texts(connection, {(row.id, row.chunk) for row in rows})
+    items = []
+    for row in rows:
+        record = row_to_record(row)
+        text, marks = texts.get((row.id, row.chunk), ("", []))
+        record.update(locate(text, marks, query, context))
+        items.append(record)
+    return Page(items, more)
+
+
+def _chunk_texts(
+    connection: sa.Connection, keys: set[tuple[str, int]]
+) -> dict[tuple[str, int], tuple[str, list[list[int]]]]:
+    found: dict[tuple[str, int], tuple[str, list[list[int]]]] = {}
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), 200):
+        part = ordered[start : start + 200]
+        rows = connection.execute(
+            sa.select(
+                screen_text.c.session_id, screen_text.c.chunk, screen_text.c.text, screen_text.c.marks
+            ).where(sa.tuple_(screen_text.c.session_id, screen_text.c.chunk).in_(part))
+        )
+        for session_id, chunk, text, marks in rows:
+            found[(session_id, chunk)] = (text, json.loads(marks))
+    return found
+
+
+def locate(text: str, marks: list[list[int]], query: SearchText, context: int) -> dict[str, Any]:
+    """The time and surrounding text of the first match in one chunk."""
+    chunk = Chunk(0, text, [(int(o), int(ms)) for o, ms in marks])
+    match = first_match(text, list(query.words), query.phrase)
+    if match is None:  # the back end folds a little differently; the chunk start is close
+        return {"match_time": chunk.time, "match_text": " ".join(text[: 2 * context].split())}
+    before = text[max(0, match.offset - context) : match.offset]
+    after = text[match.end : match.end + context]
+    snippet = " ".join(before.split()[-8:] + [text[match.offset : match.end]] + after.split()[:8])
+    return {"match_time": round(chunk.time_at(match.offset), 3), "match_text": snippet}

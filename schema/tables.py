@@ -1,0 +1,158 @@
+"""SQL tables of the index: the session record as columns, plus what search needs.
+
+Column names are the session record's field names (DESIGN.md), so a row turns back into the
+record by name. A few columns exist only for the index and are never shown as record fields:
+``pk`` (integer key that SQLite full-text tables refer to), ``command_text`` (the text that
+``--command`` searches). The tables are SQLAlchemy Core ``Table`` objects because
+``sshrec ls`` runs them on every call and ``sqlalchemy.orm`` would add a fifth to its start-up
+time; :mod:`sshrec.schema.models` maps declarative ORM classes onto these same tables.
+
+Alembic migrations (``migrations/versions``) create these tables; they are written out in
+full there, so a later change here never rewrites history. ``SCHEMA_REVISION`` is the head
+revision: an index already at it is used without importing Alembic at all.
+
+Dialect details that cannot be said portably live in the migrations: SQLite FTS5 tables and
+their triggers, the PostgreSQL ``tsvector`` column with its GIN index and the pg_trgm index.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+SCHEMA_REVISION = "0002"
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def key_text() -> sa.types.TypeEngine[str]:
+    """Text compared byte by byte on both back ends: prefix ranges (``--key SHA256:ab``) then
+    mean the same thing in SQLite (always binary) and PostgreSQL (whatever the database
+    collation), and a btree index serves them."""
+    return sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+
+
+def big_key() -> sa.types.TypeEngine[int]:
+    """BIGINT in PostgreSQL; plain INTEGER in SQLite, where only that aliases the rowid."""
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class UtcTimestamp(sa.types.TypeDecorator[str]):
+    """A record timestamp: RFC 3339 UTC text in Python, a real timestamp in SQL.
+
+    PostgreSQL stores ``timestamptz``; SQLite stores naive UTC text that sorts by time.
+    Reading gives back the record's own format (``2024-05-01T10:00:03.123456Z``).
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None or value == "":
+            return None
+        moment = value if isinstance(value, datetime) else parse_timestamp(str(value))
+        moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment.replace(tzinfo=None) if dialect.name == "sqlite" else moment
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An ISO 8601 / RFC 3339 time; without a zone it is UTC, as all recorded times are."""
+    moment = datetime.fromisoformat(text.strip())
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("pk", big_key(), primary_key=True, autoincrement=True),
+    sa.Column("id", key_text(), nullable=False, unique=True),
+    sa.Column("user", key_text(), nullable=False, server_default=""),
+    sa.Column("uid", sa.Integer),
+    sa.Column("host", key_text(), nullable=False, server_default=""),
+    sa.Column("client_addr", key_text()),
+    sa.Column("client_port", sa.Integer),
+    sa.Column("server_addr", key_text()),
+    sa.Column("server_port", sa.Integer),
+    sa.Column("auth_method", key_text()),
+    sa.Column("key_type", key_text()),
+    sa.Column("key_fingerprint", key_text()),
+    sa.Column("original_command", sa.Text),
+    sa.Column("command", sa.JSON, nullable=False),
+    sa.Column("destination", key_text()),
+    sa.Column("mode", key_text(), nullable=False),
+    sa.Column("term", sa.Text),
+    sa.Column("cols", sa.Integer, nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("started_at", UtcTimestamp),
+    sa.Column("ended_at", UtcTimestamp),
+    sa.Column("duration", sa.Float),
+    sa.Column("exit_status", sa.Integer),
+    sa.Column("exit_signal", sa.Text),
+    sa.Column("bytes_out", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("bytes_in", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("status", key_text(), nullable=False),
+    sa.Column("sha256", key_text()),
+    sa.Column("path", sa.Text),
+    sa.Column("recorder_version", sa.Text, nullable=False, server_default=""),
+    sa.Column("invalid_bytes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("notes", sa.JSON),
+    sa.Column("command_text", sa.Text, nullable=False, server_default=""),
+)
+
+# Each filter column leads an index that ends in (started_at, pk): "newest first" then
+# reads the index backwards and stops at --limit instead of sorting every match.
+FILTER_COLUMNS = ("user", "key_fingerprint", "destination", "client_addr", "status", "exit_status")
+for _column in FILTER_COLUMNS:
+    sa.Index(None, sessions.c[_column], sessions.c.started_at, sessions.c.pk)
+sa.Index(None, sessions.c.started_at, sessions.c.pk)
+sa.Index(None, sessions.c.sha256)
+del _column
+
+screen_text = sa.Table(
+    "screen_text",
+    metadata,
+    sa.Column("pk", big_key(), primary_key=True, autoincrement=True),
+    sa.Column(
+        "session_id",
+        key_text(),
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("chunk", sa.Integer, nullable=False),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("marks", sa.Text, nullable=False),  # JSON [[offset, ms], ...]
+    sa.Column("text", sa.Text, nullable=False),  # last: SQLite reads it only when asked
+    sa.UniqueConstraint("session_id", "chunk"),
+)
+
+index_state = sa.Table(
+    "index_state",
+    metadata,
+    sa.Column("session_id", key_text(), primary_key=True),
+    sa.Column("json_path", sa.Text, nullable=False),
+    # "mtime_ns:size:inode" of the record and of the cast when they were indexed
+    sa.Column("json_sig", sa.Text, nullable=False),
+    sa.Column("json_mtime_ns", sa.BigInteger, nullable=False),
+    sa.Column("cast_sig", sa.Text, nullable=False),
+)
+
+# Columns that are session record fields, in record order.
+INTERNAL_COLUMNS = frozenset({"pk", "command_text"})
+RECORD_COLUMNS: tuple[str, ...] = tuple(c.name for c in sessions.c if c.name not in INTERNAL_COLUMNS)

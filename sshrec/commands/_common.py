@@ -1,0 +1,178 @@
+"""Shared pieces of the index commands: --home/--db, the filter options, tables, errors.
+
+Kept free of SQLAlchemy so that argument errors and --help cost no more than argparse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sshrec.schema.safe_text import visible
+
+
+class CommandError(Exception):
+    """Ends a command with one line on stderr and a non-zero exit status."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parser(name: str, description: str, examples: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
+        prog=f"sshrec {name}",
+        description=description,
+        epilog="examples:\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_location_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--home", metavar="DIR", help="spool directory (default: $SSHREC_HOME, config, or standard)")
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        help="index database URL (default: $SSHREC_DB, or SQLite index.db in the home)",
+    )
+
+
+def add_filter_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("filters (combined with AND; times are UTC)")
+    g.add_argument("--user", help="user name; a trailing * matches a prefix")
+    g.add_argument("--key", metavar="FINGERPRINT", help="key fingerprint or its prefix (SHA256:...)")
+    g.add_argument("--command", metavar="TEXT", help="text anywhere in the command (any case)")
+    g.add_argument("--destination", metavar="DEST", help="destination; a trailing * matches a prefix")
+    g.add_argument("--client", metavar="ADDR", help="client address; a trailing * matches a prefix")
+    g.add_argument("--since", metavar="WHEN", help="started at or after: 2h, 3d, 1w, or ISO date/time")
+    g.add_argument("--until", metavar="WHEN", help="started before: age or ISO (a date includes the day)")
+    g.add_argument("--status", help="recording, complete, interrupted, failed (comma-separated)")
+    g.add_argument("--exit", metavar="N", help="exit status N, or 'nonzero'")
+    g.add_argument("--limit", type=int, default=50, metavar="N", help="at most N sessions (default 50; 0: all)")
+
+
+def filters_from(args: argparse.Namespace) -> Any:
+    from sshrec.player.query import Filters, QueryError, parse_statuses, parse_when
+
+    try:
+        return Filters(
+            user=args.user,
+            key=args.key,
+            command=args.command,
+            destination=args.destination,
+            client=args.client,
+            since=parse_when(args.since) if args.since else None,
+            until=parse_when(args.until, end_of_day=True) if args.until else None,
+            status=parse_statuses(args.status) if args.status else [],
+            exit=args.exit,
+            limit=max(args.limit, 0),
+        )
+    except QueryError as exc:
+        raise CommandError(str(exc), 2) from None
+
+
+def settings_from(args: argparse.Namespace) -> Any:
+    from sshrec.schema.settings import ConfigError, load_settings
+
+    try:
+        return load_settings(home=args.home, db_url=args.db)
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+
+
+@contextmanager
+def index_from(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
+    """(settings, engine) with the schema at head; errors become CommandError. The engine's
+    connections are closed at the end (tests and long-lived callers run many commands)."""
+    from sshrec.schema.db import IndexUnusable, open_index
+
+    settings = settings_from(args)
+    try:
+        engine = open_index(settings.db_url)
+    except IndexUnusable as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        yield settings, engine
+    finally:
+        engine.dispose()
+
+
+def run(name: str, body: Callable[[], int]) -> int:
+    """Run a command body; expected failures print one line and set the exit status."""
+    try:
+        return body()
+    except CommandError as exc:
+        print(f"sshrec {name}: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        print(f"sshrec {name}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # `sshrec ls | head` is not an error
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        if type(exc).__module__.startswith("sqlalchemy"):
+            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            print(f"sshrec {name}: database error: {detail}", file=sys.stderr)
+            return 1
+        raise
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def when_text(timestamp: str | None) -> str:
+    """``2024-05-01 10:00:03`` from the record's RFC 3339 UTC time."""
+    return timestamp[:19].replace("T", " ") if timestamp else "-"
+
+
+def status_text(record: dict[str, Any]) -> str:
+    status = str(record.get("status") or "-")
+    if record.get("exit_signal"):
+        return f"{status} {record['exit_signal']}"
+    if record.get("exit_status") is not None:
+        return f"{status} {record['exit_status']}"
+    return status
+
+
+def command_text(record: dict[str, Any]) -> str:
+    if record.get("original_command"):
+        return str(record["original_command"])
+    command = record.get("command") or []
+    return " ".join(str(a) for a in command) if command else "(login shell)"
+
+
+def cell(value: Any) -> str:
+    """A table cell: user-originated text is escaped, never passed through raw."""
+    if value is None or value == "":
+        return "-"
+    return visible(str(value))
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Columns padded to fit; on a terminal the last column is cut to the window width."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, value in enumerate(row[:-1]):
+            widths[i] = max(widths[i], len(value))
+    limit = shutil.get_terminal_size((10_000, 24)).columns if sys.stdout.isatty() else 0
+    lines = [list(headers), *[list(r) for r in rows]]
+    out = sys.stdout
+    for line in lines:
+        text = "  ".join(v.ljust(widths[i]) for i, v in enumerate(line[:-1]))
+        text = f"{text}  {line[-1]}" if text else line[-1]
+        if limit and len(text) > limit:
+            text = text[: max(limit - 1, 0)] + "…"
+        out.write(text.rstrip() + "\n")
