@@ -57,32 +57,32 @@ class CastFile:
 
     def output(self, data: bytes) -> None:
         self.bytes_out += len(data)
-        self._event("o", self._out.decode(data))
+        self._event(b"o", self._out.feed(data))
 
     def input(self, data: bytes) -> None:
         self.bytes_in += len(data)
-        self._event("i", self._in.decode(data))
+        self._event(b"i", self._in.feed(data))
 
     def count_input(self, size: int) -> None:
         self.bytes_in += size
 
     def resize(self, cols: int, rows: int) -> None:
-        self._event("r", f"{cols}x{rows}")
+        self._event(b"r", f"{cols}x{rows}".encode())
 
     def marker(self, label: str) -> None:
-        self._event("m", label)
+        self._event(b"m", label.encode("utf-8", "replace"))
 
     def exit(self, status: int) -> None:
         """v3 has an exit event; v2 readers would reject an unknown code, so it is v3 only."""
         if self._encoder.version == 3:
-            self._event("x", str(status))
+            self._event(b"x", str(status).encode())
 
-    def _event(self, code: str, text: str) -> None:
-        if not text or self._fd is None:
+    def _event(self, code: bytes, data: bytes) -> None:
+        if not data or self._fd is None:
             return
         now = time.monotonic()
         self.last_event = now - self.start
-        self._buf += self._encoder.line(self.last_event, code, text)
+        self._buf += self._encoder.line_bytes(self.last_event, code, data)
         if len(self._buf) >= FLUSH_BYTES or now - self._last_flush >= FLUSH_INTERVAL:
             self.flush()
 
@@ -131,8 +131,8 @@ class CastFile:
         """Flush, fsync and close; returns the file's SHA-256 (None when recording failed)."""
         if self._fd is None:
             return None
-        self._event("o", self._out.flush())
-        self._event("i", self._in.flush())
+        self._event(b"o", self._out.feed(b"", final=True))
+        self._event(b"i", self._in.feed(b"", final=True))
         self.flush()
         if self._fd is None:
             return None

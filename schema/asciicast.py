@@ -32,25 +32,35 @@ class CastError(ValueError):
 
 
 class Utf8Stream:
-    """Incremental UTF-8 decoder that never lets a bad byte corrupt its neighbours."""
+    """Incremental UTF-8 validator that never lets a bad byte corrupt its neighbours.
+
+    ``feed`` returns valid UTF-8 *bytes*: the encoder escapes bytes directly, which is
+    faster than decoding to str and encoding back (see docs/benchmarks.md).
+    """
 
     def __init__(self) -> None:
         self._pending = b""
         self.invalid = 0
 
-    def decode(self, data: bytes, final: bool = False) -> str:
+    def feed(self, data: bytes, final: bool = False) -> bytes:
         if self._pending:
             data = self._pending + data
             self._pending = b""
+        if data.isascii():
+            return data
         try:
-            text, used = codecs.utf_8_decode(data, "strict", final)
+            _, used = codecs.utf_8_decode(data, "strict", final)
         except UnicodeDecodeError:
-            return self._decode_slowly(data, final)
+            return self._replace_invalid(data, final).encode()
         if used != len(data):
             self._pending = data[used:]
-        return text
+            return data[:used]
+        return data
 
-    def _decode_slowly(self, data: bytes, final: bool) -> str:
+    def decode(self, data: bytes, final: bool = False) -> str:
+        return self.feed(data, final).decode()
+
+    def _replace_invalid(self, data: bytes, final: bool) -> str:
         """One U+FFFD per invalid byte: surrogateescape marks them, one regex pass replaces them."""
         text, used = codecs.utf_8_decode(data, "surrogateescape", final)
         self._pending = data[used:]
@@ -62,9 +72,32 @@ class Utf8Stream:
         return self.decode(b"", final=True)
 
 
+# Control bytes other than ESC, TAB, CR and LF: rare in terminal output, escaped the slow way.
+_RARE_CONTROLS = bytes(b for b in range(32) if b not in (9, 10, 13, 27))
+
+
 def json_string(text: str) -> str:
     """``text`` as a JSON string literal, non-ASCII kept as UTF-8."""
     return encode_basestring(text)
+
+
+def json_string_bytes(data: bytes) -> bytes:
+    """Valid UTF-8 ``data`` as a JSON string literal, escaped byte-wise: each step is one C pass."""
+    if len(data.translate(None, _RARE_CONTROLS)) != len(data):
+        return encode_basestring(data.decode()).encode()
+    if b"\\" in data:
+        data = data.replace(b"\\", b"\\\\")
+    if b'"' in data:
+        data = data.replace(b'"', b'\\"')
+    if b"\x1b" in data:
+        data = data.replace(b"\x1b", b"\\u001b")
+    if b"\n" in data:
+        data = data.replace(b"\n", b"\\n")
+    if b"\r" in data:
+        data = data.replace(b"\r", b"\\r")
+    if b"\t" in data:
+        data = data.replace(b"\t", b"\\t")
+    return b'"' + data + b'"'
 
 
 class CastHeader:
@@ -122,9 +155,13 @@ class EventEncoder:
         self._last = 0.0
 
     def line(self, t: float, code: str, text: str) -> bytes:
+        return self.line_bytes(t, code.encode(), text.encode())
+
+    def line_bytes(self, t: float, code: bytes, data: bytes) -> bytes:
+        """``data`` must be valid UTF-8 (Utf8Stream.feed output)."""
         if self.version == 3:
             t, self._last = t - self._last, t
-        return b'[%.6f, "%s", %s]\n' % (t, code.encode(), json_string(text).encode())
+        return b'[%.6f, "%s", %s]\n' % (t, code, json_string_bytes(data))
 
 
 class Event:

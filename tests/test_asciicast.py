@@ -89,3 +89,13 @@ def test_reader_accepts_a_torn_last_line_only() -> None:
 def test_bad_headers_say_what_is_wrong(header: str, problem: str) -> None:
     with pytest.raises(CastError, match=problem):
         CastReader(io.StringIO(header + "\n"), "h.cast")
+
+
+def test_byte_escaping_equals_json_for_every_byte_value() -> None:
+    from sshrec.schema.asciicast import json_string_bytes
+
+    every = "".join(chr(c) for c in range(0x80)) + "é日🎉\u2028\x7f"
+    for text in (every, every[::-1], "plain", "", "\x1b[0m\r\n\t\"\\"):
+        assert json.loads(json_string_bytes(text.encode())) == text
+    stream = Utf8Stream()
+    assert stream.feed(b"ok\xc3") == b"ok" and stream.feed(b"\xa9\xff") == "é\ufffd".encode()
