@@ -135,17 +135,24 @@ def conditions(filters: Filters, dialect: str) -> list[sa.ColumnElement[bool]]:
     return where
 
 
-def _exit_filter(value: str) -> sa.ColumnElement[bool]:
+def parse_exit(value: str) -> str:
+    """``nonzero`` (exit status other than 0, or killed by a signal) or a number."""
     word = value.strip().lower()
-    if word in ("nonzero", "fail", "failed", "!0"):
+    if word in ("nonzero", "!0"):
+        return "nonzero"
+    try:
+        return str(int(word))
+    except ValueError:
+        raise QueryError(f"--exit wants a number or 'nonzero', not {value!r}") from None
+
+
+def _exit_filter(value: str) -> sa.ColumnElement[bool]:
+    if parse_exit(value) == "nonzero":
         return sa.or_(
             sa.and_(sessions.c.exit_status.is_not(None), sessions.c.exit_status != 0),
             sessions.c.exit_signal.is_not(None),
         )
-    try:
-        return sessions.c.exit_status == int(word)
-    except ValueError:
-        raise QueryError(f"--exit wants a number or 'nonzero', not {value!r}") from None
+    return sessions.c.exit_status == int(value)
 
 
 def _record_columns() -> list[sa.ColumnElement[Any]]:

@@ -135,10 +135,17 @@ class ScreenTextBuilder:
         millis = int(time * 1000)
         while text:
             room = self.chunk_chars - self._length
-            if room <= 0:
-                self._close_chunk()
-                room = self.chunk_chars
-            piece = text if len(text) <= room else _cut(text, room)
+            if len(text) <= room:
+                piece = text
+            else:  # end the chunk at a line end if there is one, else start a new chunk
+                newline = text.rfind("\n", 0, room)
+                if newline >= 0:
+                    piece = text[: newline + 1]
+                elif self._length:
+                    self._close_chunk()
+                    continue
+                else:
+                    piece = text[:room]
             text = text[len(piece) :]
             if millis - self._last_ms >= MARK_STEP_MS or not self._marks:
                 self._marks.append((self._length, millis))
@@ -146,6 +153,8 @@ class ScreenTextBuilder:
             self._parts.append(piece)
             self._length += len(piece)
             self.chars += len(piece)
+            if self._length >= self.chunk_chars or text:
+                self._close_chunk()
 
     def _close_chunk(self) -> None:
         if self._length:
@@ -157,12 +166,6 @@ class ScreenTextBuilder:
         self._stripper.flush()
         self._close_chunk()
         return self.chunks
-
-
-def _cut(text: str, room: int) -> str:
-    """At most ``room`` characters of ``text``, ending at a newline when one is near."""
-    newline = text.rfind("\n", max(0, room - 4096), room)
-    return text[: newline + 1] if newline >= 0 else text[:room]
 
 
 def screen_text(events: Iterable[tuple[float, str]]) -> list[Chunk]:

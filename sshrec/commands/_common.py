@@ -57,7 +57,7 @@ def add_filter_options(p: argparse.ArgumentParser) -> None:
 
 
 def filters_from(args: argparse.Namespace) -> Any:
-    from sshrec.player.query import Filters, QueryError, parse_statuses, parse_when
+    from sshrec.player.query import Filters, QueryError, parse_exit, parse_statuses, parse_when
 
     try:
         return Filters(
@@ -69,7 +69,7 @@ def filters_from(args: argparse.Namespace) -> Any:
             since=parse_when(args.since) if args.since else None,
             until=parse_when(args.until, end_of_day=True) if args.until else None,
             status=parse_statuses(args.status) if args.status else [],
-            exit=args.exit,
+            exit=parse_exit(args.exit) if args.exit is not None else None,
             limit=max(args.limit, 0),
         )
     except QueryError as exc:
