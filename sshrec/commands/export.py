@@ -1,0 +1,172 @@
+"""``sshrec export ID...|--query Q --out DIR``: asciicast files anyone can play, and a manifest.
+
+Ids and files need no index; ``--query`` asks the index with the filters of ``sshrec ls``,
+written as ``name=value`` words: ``--query "user=alice since=2d status=complete"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shlex
+import sys
+
+from ._common import CommandError, add_location_options, parser, run
+
+EXAMPLES = """\
+  sshrec export 01JD0Q3X9M7ZK6V3W2T1R8S4YB 01JD0Q6P2C4T3Y8H5N1R9W7ZQX --out case-4711
+  sshrec export --query "user=alice since=2024-05-01 until=2024-05-02" --out alice-may-1
+  sshrec export --query "command='rm -rf' exit=nonzero" --format txt --out deletions
+  sshrec ls --key SHA256:nThbg6kX --json | jq -r '.[].id' | sshrec export --ids-from - --out key-audit
+
+query words (same meaning as the options of sshrec ls): user= key= command= destination= client=
+  since= until= status= exit= limit=   (values with spaces in quotes; limit defaults to all)
+"""
+
+QUERY_KEYS = ("user", "key", "command", "destination", "client", "since", "until", "status", "exit", "limit")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = parser("export", "Write sessions as asciicast (or text) files with a manifest.json of their "
+               "SHA-256 digests and session records. The output directory appears only when complete.",
+               EXAMPLES)
+    p.add_argument("targets", metavar="ID|FILE", nargs="*", help="session ids or .cast files")
+    p.add_argument("--query", "-q", metavar="Q", help="select sessions from the index (see below)")
+    p.add_argument("--ids-from", metavar="FILE", help="read ids (one per line) from FILE, - for stdin")
+    p.add_argument("--out", "-o", metavar="DIR", required=True, help="new directory to create")
+    p.add_argument("--format", "-f", choices=("v2", "v3", "txt"), default="v2",
+                   help="asciicast v2 (default; plays everywhere), v3, or txt (timestamped screen text)")
+    p.add_argument("--include-altered", action="store_true",
+                   help="export recordings that no longer match their SHA-256 (flagged in the manifest)")
+    p.add_argument("--no-sync", action="store_true", help="skip fsync (faster; not crash-safe)")
+    add_location_options(p)
+    return p
+
+
+def parse_query(text: str) -> dict[str, str]:
+    """``user=alice since=2d`` -> {"user": "alice", "since": "2d"}."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise CommandError(f"--query: {exc} (quote values with spaces: command='rm -rf')", 2) from None
+    found: dict[str, str] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or key not in QUERY_KEYS:
+            raise CommandError(f"--query: {word!r} is not name=value with a name among {', '.join(QUERY_KEYS)}",
+                               2)
+        found[key] = value
+    if not found:
+        raise CommandError("--query is empty: give at least one name=value, e.g. user=alice", 2)
+    return found
+
+
+def sources_from_query(args: argparse.Namespace) -> tuple[list[object], dict[str, object]]:
+    from sshrec.player.export import Source, record_for
+    from sshrec.player.query import list_sessions
+    from sshrec.schema import spool
+    from sshrec.schema.db import reading
+    from sshrec.schema.record import iso_utc
+
+    from ._common import filters_from, index_from
+
+    words = parse_query(args.query)
+    try:
+        limit = int(words.get("limit", "0"))
+    except ValueError:
+        raise CommandError(f"--query: limit={words['limit']!r} is not a number", 2) from None
+    namespace = argparse.Namespace(**{k: words.get(k) for k in QUERY_KEYS if k != "limit"}, limit=limit,
+                                   home=args.home, db=args.db)
+    filters = filters_from(namespace)
+    import time
+
+    ran_at = iso_utc(time.time())
+    with index_from(namespace) as (settings, engine), reading(engine) as connection:
+        page = list_sessions(connection, filters)
+    sources = []
+    for row in reversed(page.items):  # oldest first, as a case file reads
+        path = str(row.get("path") or "")
+        if not path or not os.path.exists(path):
+            path = spool.cast_path(settings.home, str(row["id"]))
+        if not os.path.exists(path):
+            raise CommandError(f"session {row['id']} is in the index but its recording {path} is missing; "
+                               "run: sshrec index --rebuild")
+        record = record_for(path)
+        sources.append(Source(record if record.get("id") == row["id"] else dict(row), path))
+    resolved = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in vars(filters).items()}
+    selection = {"query": args.query, "filters": resolved, "ran_at": ran_at, "matched": len(sources)}
+    return sources, selection
+
+
+def sources_from_targets(targets: list[str], home_arg: str | None) -> list[object]:
+    from sshrec.player.export import Source, record_for
+    from sshrec.player.locate import NotFound, locate_cast
+    from sshrec.schema.settings import ConfigError, load_settings
+
+    try:
+        home = load_settings(home=home_arg).home
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+    sources = []
+    for target in targets:
+        try:
+            path = locate_cast(target, home)
+        except NotFound as exc:
+            raise CommandError(str(exc)) from None
+        sources.append(Source(record_for(path), path))
+    return sources
+
+
+def read_ids(name: str) -> list[str]:
+    try:
+        handle = sys.stdin if name == "-" else open(name, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise CommandError(f"--ids-from {name}: {exc.strerror}") from None
+    with handle:
+        return [line.strip() for line in handle if line.strip() and not line.startswith("#")]
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+
+    def body() -> int:
+        from sshrec.player.export import ExportError, export
+        from sshrec.schema.asciicast import CastError
+
+        targets = list(args.targets) + (read_ids(args.ids_from) if args.ids_from else [])
+        if args.query and targets:
+            raise CommandError("give ids/files or --query, not both", 2)
+        if not args.query and not targets:
+            raise CommandError("nothing to export: give session ids, --ids-from FILE, or --query Q", 2)
+        try:
+            if args.query:
+                sources, selection = sources_from_query(args)
+            else:
+                sources = sources_from_targets(targets, args.home)
+                selection = {"ids": [s.name for s in sources]}  # type: ignore[attr-defined]
+            manifest = export(sources, args.out, args.format, selection,  # type: ignore[arg-type]
+                              include_altered=args.include_altered, sync=not args.no_sync)
+        except (ExportError, CastError) as exc:
+            raise CommandError(str(exc)) from None
+        files = manifest["files"]
+        total = sum(int(f["size"]) for f in files)  # type: ignore[index]
+        for entry in files:  # type: ignore[union-attr]
+            check = entry["source"]["source_check"]  # type: ignore[index]
+            if check != "ok":
+                why = ("no SHA-256 recorded (still recording, or interrupted and not yet indexed)"
+                       if check == "no digest" else "DOES NOT MATCH its recorded SHA-256")
+                print(f"sshrec export: warning: {entry['name']}: {why}", file=sys.stderr)  # type: ignore[index]
+        out = os.path.abspath(args.out)
+        digest = _sha256(os.path.join(out, "manifest.json"))
+        print(f"exported {len(files)} session(s), {total / 1e6:.1f} MB, to {out}")  # type: ignore[arg-type]
+        print(f"manifest.json SHA-256 {digest} (keep it to prove the manifest unchanged; check: "
+              f"sshrec verify {args.out})")
+        return 0
+
+    return run("export", body)
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
