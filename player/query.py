@@ -25,6 +25,7 @@ from sshrec.schema.screentext import Chunk, first_match, words
 from sshrec.schema.tables import RECORD_COLUMNS, parse_timestamp, screen_text, sessions
 
 DEFAULT_LIMIT = 50
+FEW_MATCHES = 2000  # SQLite: up to this many text matches, start from the matches
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -96,19 +97,36 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def command_filter(dialect: str, text: str) -> sa.ColumnElement[bool]:
+def _fts_rowids(connection: sa.Connection, table: str, match: str, cap: int) -> list[int] | None:
+    """Rowids an SQLite FTS5 query matches, or None when there are more than ``cap``.
+
+    SQLite has no statistics for full-text tables, so it cannot choose between "fetch the
+    matches, then sort them by time" (right for few matches) and "walk sessions newest
+    first, keep those that match" (right for many). Asking for at most ``cap`` matches
+    costs little either way and tells which one it is.
+    """
+    found = (
+        connection.execute(
+            sa.text(f"SELECT rowid FROM {table} WHERE {table} MATCH :match LIMIT :cap"),
+            {"match": match, "cap": cap + 1},
+        )
+        .scalars()
+        .all()
+    )
+    return None if len(found) > cap else list(found)
+
+
+def command_filter(connection: sa.Connection, text: str) -> sa.ColumnElement[bool]:
     """``text`` anywhere in original_command or command, ignoring case."""
-    pattern = f"%{_like_escape(text)}%"
-    if dialect == "postgresql":
-        return sessions.c.command_text.ilike(pattern, escape="\\")
-    if len(text) >= 3:
-        phrase = '"' + text.replace('"', '""') + '"'
-        trigram_hits = sa.text("SELECT rowid FROM command_fts WHERE command_fts MATCH :command")
-        return sessions.c.pk.in_(trigram_hits.bindparams(command=phrase))
-    return sessions.c.command_text.like(pattern, escape="\\")
+    like = sessions.c.command_text.ilike(f"%{_like_escape(text)}%", escape="\\")
+    if connection.dialect.name != "sqlite" or len(text) < 3:
+        return like  # PostgreSQL: pg_trgm serves ILIKE, and the planner has statistics
+    phrase = '"' + text.replace('"', '""') + '"'  # trigram phrase: the substring itself
+    rowids = _fts_rowids(connection, "command_fts", phrase, FEW_MATCHES)
+    return like if rowids is None else sessions.c.pk.in_(rowids)
 
 
-def conditions(filters: Filters, dialect: str) -> list[sa.ColumnElement[bool]]:
+def conditions(filters: Filters, connection: sa.Connection) -> list[sa.ColumnElement[bool]]:
     where: list[sa.ColumnElement[bool]] = []
     c = sessions.c
     if filters.user:
@@ -119,7 +137,7 @@ def conditions(filters: Filters, dialect: str) -> list[sa.ColumnElement[bool]]:
             key = "SHA256:" + key  # what ssh-keygen -l prints, without the algorithm tag
         where.append(sa.and_(c.key_fingerprint >= key, c.key_fingerprint < _after(key)))
     if filters.command:
-        where.append(command_filter(dialect, filters.command))
+        where.append(command_filter(connection, filters.command))
     if filters.destination:
         where.append(_text_filter(c.destination, filters.destination))
     if filters.client:
@@ -181,7 +199,7 @@ class Page:
 
 
 def list_sessions(connection: sa.Connection, filters: Filters) -> Page:
-    where = conditions(filters, connection.dialect.name)
+    where = conditions(filters, connection)
     query = _newest_first(sa.select(*_record_columns()).where(*where), filters.limit)
     items = [row_to_record(row) for row in connection.execute(query)]
     return _page(items, filters.limit)
@@ -223,57 +241,78 @@ class SearchText:
         return function(sa.literal_column("'simple'::regconfig"), " ".join(self.words))
 
 
-def _matching_chunks(dialect: str, query: SearchText) -> sa.Subquery:
-    """(session_id, first matching chunk) for every session whose screen text matches."""
-    first = sa.func.min(screen_text.c.chunk).label("chunk")
-    if dialect == "postgresql":
-        matches = sa.literal_column("screen_text.tsv").op("@@")(query.tsquery())
-        select = sa.select(screen_text.c.session_id, first).where(matches)
+def _sqlite_matching(connection: sa.Connection, query: SearchText) -> sa.ColumnElement[bool]:
+    """Sessions with a matching chunk: an id list when matches are few, else a probe."""
+    rowids = _fts_rowids(connection, "screen_fts", query.fts5(), FEW_MATCHES)
+    if rowids is not None:
+        ids = connection.execute(
+            sa.select(screen_text.c.session_id).where(screen_text.c.pk.in_(rowids)).distinct()
+        ).scalars()
+        return sessions.c.id.in_(list(ids))
+    matching = sa.text("SELECT rowid FROM screen_fts WHERE screen_fts MATCH :fts_query")
+    return sa.exists().where(
+        screen_text.c.session_id == sessions.c.id,
+        screen_text.c.pk.in_(matching.bindparams(fts_query=query.fts5())),
+    )
+
+
+def _postgres_matching(query: SearchText) -> sa.ColumnElement[bool]:
+    return sa.exists().where(
+        screen_text.c.session_id == sessions.c.id,
+        sa.literal_column("screen_text.tsv").op("@@")(query.tsquery()),
+    )
+
+
+def _first_chunks(connection: sa.Connection, query: SearchText, ids: list[str]) -> dict[str, int]:
+    """For each session, the key (pk) of its first chunk that matches."""
+    if not ids:
+        return {}
+    select = sa.select(screen_text.c.session_id, screen_text.c.chunk, screen_text.c.pk).where(
+        screen_text.c.session_id.in_(ids)
+    )
+    if connection.dialect.name == "postgresql":
+        select = select.where(sa.literal_column("screen_text.tsv").op("@@")(query.tsquery()))
+        candidates = connection.execute(select).all()
     else:
-        fts = sa.table("screen_fts", sa.column("rowid"))
-        matches = sa.literal_column("screen_fts").op("MATCH")(query.fts5())
-        select = (
-            sa.select(screen_text.c.session_id, first)
-            .select_from(fts.join(screen_text, screen_text.c.pk == fts.c.rowid))
-            .where(matches)
-        )
-    return select.group_by(screen_text.c.session_id).subquery("hits")
+        candidates = connection.execute(select).all()
+        probe = sa.text(
+            "SELECT rowid FROM screen_fts WHERE screen_fts MATCH :fts_query AND rowid IN :pks"
+        ).bindparams(sa.bindparam("pks", expanding=True))
+        pks = [row.pk for row in candidates]
+        matching = set(connection.execute(probe, {"fts_query": query.fts5(), "pks": pks}).scalars())
+        candidates = [row for row in candidates if row.pk in matching]
+    first: dict[str, tuple[int, int]] = {}
+    for session_id, chunk, pk in candidates:
+        if session_id not in first or chunk < first[session_id][0]:
+            first[session_id] = (chunk, pk)
+    return {session_id: pk for session_id, (_, pk) in first.items()}
 
 
 def search_sessions(connection: sa.Connection, query: SearchText, filters: Filters, context: int = 40) -> Page:
     """Sessions whose screen text matches, newest first, each with ``match_time`` (seconds
     from the start of the session to the first match) and ``match_text`` (around it)."""
-    hits = _matching_chunks(connection.dialect.name, query)
-    select = sa.select(*_record_columns(), hits.c.chunk).join(hits, hits.c.session_id == sessions.c.id)
-    select = _newest_first(select.where(*conditions(filters, connection.dialect.name)), filters.limit)
-    rows = connection.execute(select).all()
-    more = 0 < filters.limit < len(rows)
-    rows = rows[: filters.limit] if more else rows
-    texts = _chunk_texts(connection, {(row.id, row.chunk) for row in rows})
-    items = []
-    for row in rows:
-        record = row_to_record(row)
-        text, marks = texts.get((row.id, row.chunk), ("", []))
+    if connection.dialect.name == "postgresql":
+        matching = _postgres_matching(query)
+    else:
+        matching = _sqlite_matching(connection, query)
+    where = [matching, *conditions(filters, connection)]
+    select = _newest_first(sa.select(*_record_columns()).where(*where), filters.limit)
+    page = _page([row_to_record(row) for row in connection.execute(select)], filters.limit)
+    chunks = _first_chunks(connection, query, [r["id"] for r in page.items])
+    texts = _chunk_texts(connection, list(chunks.values()))
+    for record in page.items:
+        text, marks = texts.get(chunks.get(record["id"], -1), ("", []))
         record.update(locate(text, marks, query, context))
-        items.append(record)
-    return Page(items, more)
+    return page
 
 
-def _chunk_texts(
-    connection: sa.Connection, keys: set[tuple[str, int]]
-) -> dict[tuple[str, int], tuple[str, list[list[int]]]]:
-    found: dict[tuple[str, int], tuple[str, list[list[int]]]] = {}
-    ordered = sorted(keys)
-    for start in range(0, len(ordered), 200):
-        part = ordered[start : start + 200]
-        rows = connection.execute(
-            sa.select(
-                screen_text.c.session_id, screen_text.c.chunk, screen_text.c.text, screen_text.c.marks
-            ).where(sa.tuple_(screen_text.c.session_id, screen_text.c.chunk).in_(part))
-        )
-        for session_id, chunk, text, marks in rows:
-            found[(session_id, chunk)] = (text, json.loads(marks))
-    return found
+def _chunk_texts(connection: sa.Connection, pks: list[int]) -> dict[int, tuple[str, list[list[int]]]]:
+    if not pks:
+        return {}
+    rows = connection.execute(
+        sa.select(screen_text.c.pk, screen_text.c.text, screen_text.c.marks).where(screen_text.c.pk.in_(pks))
+    )
+    return {pk: (text, json.loads(marks)) for pk, text, marks in rows}
 
 
 def locate(text: str, marks: list[list[int]], query: SearchText, context: int) -> dict[str, Any]:

@@ -258,8 +258,20 @@ def sync(engine: sa.Engine, home: str, progress: Callable[[Report], None] | None
     if pending:
         _store(engine, pending, report)
     report.removed = _remove_missing(engine, known, seen)
+    if report.indexed or report.removed:
+        refresh_statistics(engine)
     report.seconds = time.monotonic() - started
     return report
+
+
+def refresh_statistics(engine: sa.Engine) -> None:
+    """Let SQLite's planner know the table sizes (it picks indexes by them). A sampled
+    ANALYZE costs milliseconds; PostgreSQL's autovacuum does this on its own."""
+    if engine.dialect.name != "sqlite":
+        return
+    with writing(engine) as connection:
+        connection.exec_driver_sql("PRAGMA analysis_limit = 1000")
+        connection.exec_driver_sql("ANALYZE")
 
 
 def _remove_missing(engine: sa.Engine, known: dict[str, Known], seen: set[str]) -> int:

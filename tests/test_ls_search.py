@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from index_support import BASE_TIME, db_url, home, make_session, pg_database  # noqa: F401
+from sshrec.player import query as query_module
 from sshrec.player.query import QueryError, parse_when
 from sshrec.schema.record import FIELD_NAMES, read_record
 from sshrec.schema.spool import record_path
@@ -315,3 +316,49 @@ def test_search_escapes_screen_text_in_table(
     assert search_command.main(["token", "--home", home, "--db", db_url]) == 0
     out = capsys.readouterr().out
     assert "\u202e" not in out and "\\u202e" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["permission"], ["sql", "deploy"]),
+        (["--phrase", "permission denied"], ["sql", "deploy"]),
+        (["passwd"], ["shell"]),
+        (["cafe", "creme"], ["shell"]),
+        (["permission", "--user", "alice"], ["deploy"]),
+        (["nonexistentword"], []),
+    ],
+)
+def test_search_when_matches_are_many(
+    spool: Spool,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    expected: list[str],
+) -> None:
+    """SQLite walks sessions newest first when a word matches many: same answers."""
+    monkeypatch.setattr(query_module, "FEW_MATCHES", 0)
+    assert hits(spool, capsys, *args) == expected
+    status, items, _ = spool.search(capsys, *args)
+    if items:
+        assert all(item["match_time"] is not None for item in items)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--command", "deploy"], ["deploy"]),
+        (["--command", "DROP TABLE"], ["sql"]),
+        (["--command", "100%"], ["percent"]),
+        (["--command", "nothing-like-this"], []),
+    ],
+)
+def test_command_filter_when_matches_are_many(
+    spool: Spool,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    expected: list[str],
+) -> None:
+    monkeypatch.setattr(query_module, "FEW_MATCHES", 0)
+    assert spool.ls_ids(capsys, *args) == expected
