@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import random
-import select
 import shutil
 import statistics
 import subprocess
@@ -189,7 +188,8 @@ def bench_play(size_mb: int, rounds: int) -> dict[str, object]:
             _, needle = last_output_marker(cast)
             needle = needle[-24:]
             at = f"{end_time:.3f}"
-            base = [time_to_output([SSHREC, "play", "--raw", str(cast)], env, first_needle) for _ in range(rounds)]
+            base = [time_to_output([SSHREC, "play", "--raw", str(cast)], env, first_needle)
+                    for _ in range(rounds)]
             seek = [time_to_output([SSHREC, "play", "--raw", "--at", at, str(cast)], env, needle)
                     for _ in range(rounds)]
             results[f"v{version}_start_ms"] = [round(x * 1000, 1) for x in base]

@@ -87,6 +87,7 @@ class Player:
         self.pos_wall = time.monotonic()  # when it was (or was due to be) shown
         self.paused = False
         self.done = False  # the recording will not grow any more
+        self.live_edge = False  # following, and everything written so far has been shown
         self.notes: list[str] = []
         self.ended_with_newline = True
         self._index: seekindex.SeekIndex | None = None
@@ -114,6 +115,11 @@ class Player:
     def peek(self) -> CursorEvent | None:
         if self.pending is None:
             self.pending = self.cursor.next()
+            if self.pending is None:
+                self.live_edge = self.options.follow
+            elif self.live_edge:  # following and caught up: show what just arrived now
+                self.live_edge = False
+                self.pos, self.pos_wall = max(self.pos, self.pending.time), time.monotonic()
         return self.pending
 
     def take(self, event: CursorEvent, parts: list[str]) -> None:
@@ -193,6 +199,7 @@ class Player:
         if self.sanitizer is not None:
             self.sanitizer.reset()
         text, self.pending = render_until(self.cursor, plan.target, self.sanitizer)
+        self.live_edge = self.pending is None and self.options.follow
         prefix = "\x1b[?1049l" if self.tracker.alternate_screen else ""
         self.tracker.on.update({"1049": False, "1047": False, "47": False})
         self.tracker.feed(text)
@@ -269,19 +276,21 @@ class Player:
     def _write_due(self, now: float) -> None:
         parts: list[str] = []
         size_so_far = 0
-        while (event := self.peek()) is not None:
-            due = self.due(event)
-            if due > now:
-                break
-            self.take(event, parts)
-            self.pos_wall = due
-            size_so_far += len(event.data)
-            if size_so_far >= WRITE_BATCH:
-                self.write(parts)
-                parts = []
-                size_so_far = 0
-                now = time.monotonic()
-        self.write(parts)
+        try:
+            while (event := self.peek()) is not None:
+                due = self.due(event)
+                if due > now:
+                    break
+                self.take(event, parts)
+                self.pos_wall = due
+                size_so_far += len(event.data)
+                if size_so_far >= WRITE_BATCH:
+                    self.write(parts)
+                    parts = []
+                    size_so_far = 0
+                    now = time.monotonic()
+        finally:  # a broken line further on: still show everything before it
+            self.write(parts)
 
     def _timeout(self, now: float) -> float | None:
         if self.paused:

@@ -226,10 +226,11 @@ class Sanitizer:
         if match is None:
             if _ESC_PARTIAL.match(text, pos + 1):
                 return self._hold(text, pos)
-            out.append("\x1b")  # ESC before a control: the terminal runs the control
+            if text[pos + 1] != "\x1b":  # ESC ESC: the first one does nothing
+                out.append("\x1b")  # ESC before a control: the terminal runs the control
             return pos + 1
-        if match.group(2) == "Z" and not match.group(1):
-            self.dropped += 1  # DECID: same answer as DA
+        if match.group(2) in "Z\\" and not match.group(1):
+            self.dropped += 1  # DECID (same answer as DA); a stray ST (does nothing)
         else:
             out.append(text[pos:match.end()])
         return match.end()

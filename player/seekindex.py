@@ -398,7 +398,8 @@ def save(index: SeekIndex, path: str) -> None:
         target = cache_path(path)
         os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
         tmp = f"{target}.tmp.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as handle:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # marker labels are private
+        with open(fd, "w", encoding="utf-8") as handle:
             json.dump(index.to_json(), handle, separators=(",", ":"))
         os.replace(tmp, target)
     except OSError:

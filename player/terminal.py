@@ -88,13 +88,16 @@ class Terminal:
         return self
 
     def _enter_cbreak(self) -> None:
+        # Save before changing anything: stdin and stdout are usually the same tty.
         self._saved = {}
         if self.keys:
             self._saved[self.in_fd] = termios.tcgetattr(self.in_fd)
+        if self.exact_output:
+            self._saved[self.out_fd] = termios.tcgetattr(self.out_fd)
+        if self.keys:
             tty.setcbreak(self.in_fd, termios.TCSANOW)  # ISIG stays: Ctrl-C is SIGINT
         if self.exact_output:
             attrs = termios.tcgetattr(self.out_fd)
-            self._saved.setdefault(self.out_fd, list(attrs))
             attrs[1] &= ~termios.OPOST
             termios.tcsetattr(self.out_fd, termios.TCSANOW, attrs)
         self._restored = False

@@ -66,17 +66,26 @@ def first_bad_line(path: str) -> tuple[int, str] | None:
     return None
 
 
-def _last_event(path: str) -> tuple[int, float, bool]:
-    """(line number, time of the last event, whether the file ends with a newline)."""
-    handle, reader = open_cast(path)
-    with handle:
-        last, line = 0.0, 1
-        for line, event in enumerate(reader.events(), 2):  # noqa: B007 - line is used after
-            last = event.time
-    with open(path, "rb") as raw:
-        raw.seek(max(os.path.getsize(path) - 1, 0))
-        ends = raw.read(1) == b"\n"
-    return line, last, ends
+class CastSummary:
+    """What a full read of a cast found: last line and event time, output bytes, exit event."""
+
+    def __init__(self, path: str) -> None:
+        self.line = 1
+        self.last = 0.0
+        self.output_bytes = 0
+        self.exit_event = False
+        handle, reader = open_cast(path)
+        with handle:
+            for event in reader.events():
+                self.last = event.time
+                if event.code == "o":
+                    self.output_bytes += len(event.data.encode("utf-8", "surrogatepass"))
+                elif event.code == "x":
+                    self.exit_event = True
+        with open(path, "rb") as raw:
+            raw.seek(max(os.path.getsize(path) - 1, 0))
+            self.ends_with_newline = raw.read(1) == b"\n"
+        self.line = _count_lines(path)
 
 
 def _diagnose(path: str, record: dict[str, object]) -> Finding:
@@ -88,24 +97,37 @@ def _diagnose(path: str, record: dict[str, object]) -> Finding:
             return Finding(False, path, f"the last line is cut off ({problem}): the file was truncated", line)
         return Finding(False, path, f"{problem} (the file was changed: SHA-256 differs from its record)", line)
     try:
-        line, last, ends = _last_event(path)
+        found = CastSummary(path)
     except CastError as exc:
         return Finding(False, path, f"{exc.problem} (SHA-256 differs from its record)", exc.line)
-    duration = record.get("duration")
-    if not ends:
-        return Finding(False, path, "the file does not end with a complete line: it was truncated", line)
-    if isinstance(duration, (int, float)) and last < duration - 1.0 and record.get("status") == "complete":
-        return Finding(False, path, f"the last event is at {last:.1f}s of a {duration:.1f}s session: the file "
-                                    "was truncated (SHA-256 differs from its record)", line)
+    if not found.ends_with_newline:
+        return Finding(False, path, "the file does not end with a complete line: it was truncated", found.line)
+    expected = record.get("bytes_out")
+    exact = isinstance(expected, int) and not record.get("invalid_bytes") and record.get("status") == "complete"
+    where = f"(it ends at line {found.line}, {found.last:.1f}s into the session)"
+    if exact and found.output_bytes < expected:  # type: ignore[operator]
+        return Finding(False, path, f"the file was truncated: it holds {found.output_bytes} of the {expected} "
+                                    f"output bytes its record counts {where}")
+    if exact and found.output_bytes > expected:  # type: ignore[operator]
+        return Finding(False, path, f"output was added: the file holds {found.output_bytes} output bytes, its "
+                                    f"record counts {expected} {where}")
+    if record.get("status") == "complete" and _version(path) == 3 and not found.exit_event:
+        return Finding(False, path, f"the file was truncated: the exit event is missing {where}")
     return Finding(False, path, "SHA-256 differs from its record although every line is well-formed: the "
                                 "text of an event was changed (spool recordings have one digest, so the line "
                                 "cannot be named; compare with a copy or an export)")
 
 
-def _is_last_line(path: str, line: int) -> bool:
+def _version(path: str) -> int:
     with open(path, "rb") as handle:
-        count = sum(1 for _ in handle)
-    return line >= count
+        try:
+            return int(json.loads(handle.readline()).get("version", 2))
+        except (ValueError, AttributeError):
+            return 2
+
+
+def _is_last_line(path: str, line: int) -> bool:
+    return line >= _count_lines(path)
 
 
 def record_beside(cast: str) -> tuple[dict[str, object] | None, str]:
@@ -226,8 +248,8 @@ def _verify_listed(directory: str, name: str, entry: dict[str, object]) -> Findi
     if isinstance(size, int) and hashes.size < size:
         detail = f"truncated: {hashes.size} bytes, manifest.json says {size}"
         if path.endswith(".cast"):
-            line, _, _ = _safe_last_event(path)
-            return Finding(False, path, f"{detail}; ends after line {line}", line + 1 if line else None)
+            lines = _count_lines(path)
+            return Finding(False, path, f"{detail}; it ends after line {lines}", lines + 1)
         return Finding(False, path, detail)
     where = _block_range(path, list(entry.get("block_sha256") or []), blocks)  # type: ignore[arg-type]
     message = f"SHA-256 differs from manifest.json; first change in {where}"
@@ -240,11 +262,9 @@ def _verify_listed(directory: str, name: str, entry: dict[str, object]) -> Findi
     return Finding(False, path, message)
 
 
-def _safe_last_event(path: str) -> tuple[int, float, bool]:
-    try:
-        return _last_event(path)
-    except CastError as exc:
-        return exc.line - 1, 0.0, False
+def _count_lines(path: str) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for _ in handle)
 
 
 def _check_original(path: str, entry: dict[str, object]) -> Finding:
