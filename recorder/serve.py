@@ -284,12 +284,24 @@ class Controller:
     # -- the session ------------------------------------------------------------------------------
 
     def start_session(self, session: ServeSession) -> None:
-        from .authorized_keys import auth_info_line
-        from .serve_child import SessionProcess, SpawnFailed, TranscriptCopy
-        from .serve_launch import describe_command, recorder_argv, session_env
+        """The shell or exec request was accepted: start the recorder for it (once)."""
+        from .serve_child import SpawnFailed
 
         if self.done.done() or session is not self.session:
             return
+        try:
+            self._start_recorder(session)
+        except (OSError, SpawnFailed) as exc:
+            message = f"cannot start the session: {exc}"
+            session.send(f"sshrec serve: {message}\r\n".encode(), True)
+            session.report_exit(1, None)
+            self.finish(Outcome(EXIT_ERROR, message))
+
+    def _start_recorder(self, session: ServeSession) -> None:
+        from .authorized_keys import auth_info_line
+        from .serve_child import SessionProcess, TranscriptCopy
+        from .serve_launch import describe_command, recorder_argv, session_env
+
         entry = session.entry
         fd, self.auth_file = tempfile.mkstemp(prefix="sshrec-serve-auth-")
         with os.fdopen(fd, "w") as handle:
@@ -304,13 +316,8 @@ class Controller:
         process = SessionProcess(self.loop, argv, env, session.pty, session.send, session.pause_input, write_fd)
         try:
             process.start()
-        except SpawnFailed as exc:
+        finally:
             os.close(write_fd)
-            session.send(f"sshrec serve: {exc}\r\n".encode(), True)
-            session.report_exit(1, None)
-            self.finish(Outcome(EXIT_ERROR, str(exc)))
-            return
-        os.close(write_fd)
         session.process = self.process = process
         size = f" ({session.pty.term} {session.pty.cols}x{session.pty.rows})" if session.pty else ""
         self.log(f"session started: {describe_command(session.command, entry.command, session.pty is not None)}"
@@ -318,6 +325,13 @@ class Controller:
         self.loop.create_task(self._run_session(session, process))
 
     async def _run_session(self, session: ServeSession, process: SessionProcess) -> None:
+        try:
+            await self._finish_session(session, process)
+        except Exception as exc:  # never leave serve waiting forever on a bug
+            self.finish(Outcome(EXIT_ERROR, f"internal error while ending the session: {exc!r}"))
+            raise
+
+    async def _finish_session(self, session: ServeSession, process: SessionProcess) -> None:
         returncode = await process.wait()
         assert self.transcript is not None
         self.transcript.finish()

@@ -1,8 +1,8 @@
 """Import asyncssh without its slowest start-up step.
 
-``import asyncssh`` is most of serve's time to ready (measured: ~200-300 ms of which
-~60 ms is asyncssh.crypto.pq calling ``ctypes.util.find_library`` twice to look for liboqs,
-which runs ``ldconfig -p`` and, failing that, a compiler). The same question is answered
+``import asyncssh`` is most of serve's time to ready (measured: ~200 ms of which 20-50 ms,
+depending on load, is asyncssh.crypto.pq calling ``ctypes.util.find_library`` twice to look
+for liboqs, which runs ``ldconfig -p`` and, failing that, a compiler). The same question is answered
 here by looking at the library directories directly: liboqs found there is still loaded
 (sntrup761 key exchange stays available); the ML-KEM key exchange OpenSSH prefers comes
 from the cryptography package either way.

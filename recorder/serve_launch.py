@@ -6,6 +6,7 @@ what a forced command does to SSH_ORIGINAL_COMMAND) are tested without any netwo
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import pwd
 import sys
@@ -32,6 +33,17 @@ class Peer:
 
     def ssh_client(self) -> str:
         return f"{self.client_addr} {self.client_port} {self.server_port}"
+
+
+def plain_address(addr: str) -> str:
+    """``::ffff:192.0.2.7`` (an IPv4 client of a dual-stack socket) as ``192.0.2.7``, as sshd shows it."""
+    try:
+        ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    except ValueError:
+        return addr
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return addr
 
 
 def client_var_allowed(name: str) -> bool:

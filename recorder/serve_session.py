@@ -13,7 +13,7 @@ import asyncssh
 
 from .authorized_keys import KeyEntry
 from .serve_child import PtyRequest, SessionProcess
-from .serve_launch import Peer
+from .serve_launch import Peer, plain_address
 
 if TYPE_CHECKING:
     from .serve import Controller
@@ -35,7 +35,8 @@ class ServeConnection(asyncssh.SSHServer):
         self.conn = conn
         client = conn.get_extra_info("peername") or ("?", 0)
         server = conn.get_extra_info("sockname") or ("?", 0)
-        self.peer = Peer(str(client[0]), int(client[1]), str(server[0]), int(server[1]))
+        self.peer = Peer(plain_address(str(client[0])), int(client[1]), plain_address(str(server[0])),
+                         int(server[1]))
         self.ctl.connection_opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:

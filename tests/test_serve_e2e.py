@@ -606,3 +606,13 @@ def test_session_is_indexed(serve: ServeFactory, client_key: ClientKey) -> None:
     assert rows[0]["key_fingerprint"] == client_key.fingerprint
     # The indexer is detached from serve: wait for it to finish rather than kill it mid-write.
     wait_until(lambda: not processes_with_env(TAG_VAR, srv.tag), 30, "the indexer to exit")
+
+
+def test_start_up_imports_stay_light(serve: ServeFactory) -> None:
+    """Time to ready is mostly ``import asyncssh``; nothing heavier (SQLAlchemy, Textual) may join it."""
+    srv = serve("--timeout", "0", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert srv.wait() == 0
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in srv.stderr_text.splitlines()
+                if line.startswith("import time:")}
+    assert "asyncssh" in imported
+    assert not imported & {"sqlalchemy", "alembic", "textual", "rich"}, sorted(imported)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sshrec.recorder import serve_pty
 from sshrec.recorder.serve import ServeError, bind, exit_of, open_log, resolve_announce
-from sshrec.recorder.serve_launch import Peer, client_var_allowed, recorder_argv, session_env
+from sshrec.recorder.serve_launch import Peer, client_var_allowed, plain_address, recorder_argv, session_env
 
 PEER = Peer("192.0.2.7", 50123, "10.0.0.2", 2022)
 
@@ -42,6 +42,13 @@ def test_session_env_for_exec() -> None:
 ])
 def test_client_variables(name: str, allowed: bool) -> None:
     assert client_var_allowed(name) is allowed
+
+
+def test_ipv4_clients_of_a_dual_stack_socket_look_like_ipv4() -> None:
+    assert plain_address("::ffff:192.0.2.7") == "192.0.2.7"
+    assert plain_address("2001:db8::1") == "2001:db8::1"
+    assert plain_address("fe80::1%eth0") == "fe80::1%eth0"
+    assert plain_address("127.0.0.1") == "127.0.0.1"
 
 
 def test_recorder_argv() -> None:
