@@ -251,7 +251,7 @@ def _verify_listed(directory: str, name: str, entry: dict[str, object]) -> Findi
             lines = _count_lines(path)
             return Finding(False, path, f"{detail}; it ends after line {lines}", lines + 1)
         return Finding(False, path, detail)
-    where = _block_range(path, list(entry.get("block_sha256") or []), blocks)  # type: ignore[arg-type]
+    where = _block_range(path, list(entry.get("block_crc32") or []), blocks)  # type: ignore[arg-type]
     message = f"SHA-256 differs from manifest.json; first change in {where}"
     if isinstance(size, int) and hashes.size > size:
         message = f"{hashes.size} bytes, manifest.json says {size}; {message}"
