@@ -150,6 +150,8 @@ class SignalPipe:
         os.set_blocking(self._write_fd, False)
         self._old_fd = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
         self._old = {sig: signal.signal(sig, _ignore_in_python) for sig in self.SIGNALS}
+        # A hang-up that arrived while the session was being set up is delivered now, to the pipe.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANGUP_SIGNALS)
 
     def pending(self) -> set[int]:
         received: set[int] = set()
@@ -168,6 +170,16 @@ class SignalPipe:
         signal.set_wakeup_fd(self._old_fd)
         os.close(self.read_fd)
         os.close(self._write_fd)
+
+
+def hold_hangups() -> None:
+    """Block hang-up signals until a SignalPipe takes them: a client that drops during set-up
+    must still produce a closed record, not a recorder killed before it wrote one."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANGUP_SIGNALS)
+
+
+def release_hangups() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANGUP_SIGNALS)
 
 
 def _ignore_in_python(signum: int, frame: object) -> None:

@@ -26,11 +26,12 @@ class RecordOptions:
     """What to record and how (plain classes on the login path: dataclasses costs ms)."""
 
     __slots__ = ("command", "home", "format", "record_input", "destination", "on_failure", "index",
-                 "db_url", "transcript_fd")
+                 "db_url", "transcript_fd", "notes")
 
     def __init__(self, command: list[str], home: str, format: str = "v2", record_input: bool = False,
                  destination: str | None = None, on_failure: str = "allow", index: bool = True,
-                 db_url: str | None = None, transcript_fd: int | None = None) -> None:
+                 db_url: str | None = None, transcript_fd: int | None = None,
+                 notes: list[str] | None = None) -> None:
         self.command = command
         self.home = home
         self.format = format
@@ -40,6 +41,7 @@ class RecordOptions:
         self.index = index
         self.db_url = db_url
         self.transcript_fd = transcript_fd
+        self.notes = notes or []
 
 
 class Command:
@@ -210,6 +212,7 @@ def spawn_indexer(json_path: str, opts: RecordOptions) -> None:
 
 def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) -> int:
     """Record one session and return the exit status the client must see."""
+    relay.hold_hangups()
     env = dict(os.environ if env is None else env)
     cmd = resolve_command(opts.command, env)
     interactive = os.isatty(0)
@@ -224,7 +227,7 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
     session_id = new_session_id(started)
     mode = session_mode(cmd, env.get("SSH_ORIGINAL_COMMAND"), interactive)
     record = build_record(session_id, cmd, opts, env, mode, (cols, rows), started)
-    record.notes.extend(notes)
+    record.notes.extend(notes + opts.notes)
     header = CastHeader(
         version=3 if opts.format == "v3" else 2,
         cols=cols,
@@ -259,6 +262,7 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
 
 
 def exec_unrecorded(cmd: Command, env: Mapping[str, str]) -> int:
+    relay.release_hangups()  # the signal mask survives exec
     try:
         os.execvpe(cmd.executable or cmd.argv[0], cmd.argv, env)
     except OSError as exc:

@@ -318,14 +318,17 @@ def test_transcript_fd_gets_the_same_lines(tmp_path: Path) -> None:
     read_end, write_end = os.pipe()
     with os.fdopen(read_end, "rb") as transcript:
         proc = subprocess.Popen([SSHREC, "--no-index", "--record-input", "--transcript-fd", str(write_end),
-                                 "--", "sh", "-c", "read x; echo got-$x"],
+                                 "--note", "login name: alice",
+                                 "--", "sh", "-c", f"read x; echo got-$x; ls /proc/$$/fd/{write_end} 2>&1"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=record_env(tmp_path),
                                 pass_fds=(write_end,))
         os.close(write_end)
         out, _ = proc.communicate(b"abc\n", timeout=30)
         copy = transcript.read()
-    assert out == b"got-abc\n"
+    assert out.startswith(b"got-abc\n")
+    assert b"No such file" in out, "the transcript fd leaked into the session"
     record = only_record(tmp_path)
+    assert "login name: alice" in record["notes"]
     assert copy == Path(record["path"]).read_bytes()
     assert '"i", "abc\\n"' in copy.decode()
 
@@ -337,3 +340,23 @@ def test_file_transfers_are_named_in_the_record(tmp_path: Path) -> None:
     assert only_record(tmp_path / "scp")["mode"] == "scp"
     run(tmp_path / "plain", "--", "true")
     assert only_record(tmp_path / "plain")["mode"] == "pipe"
+
+
+def hangup_pending() -> None:
+    """Exec with SIGHUP blocked and pending: as if the client dropped during start-up."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    os.kill(os.getpid(), signal.SIGHUP)
+
+
+def test_hangup_during_start_up_still_closes_the_record(tmp_path: Path) -> None:
+    marker = "987042"
+    try:
+        proc = subprocess.run([SSHREC, "--no-index", "--", "sleep", marker], stdin=subprocess.PIPE,
+                              capture_output=True, env=record_env(tmp_path), timeout=30,
+                              preexec_fn=hangup_pending, check=False)
+    finally:
+        kill_all(marker)
+    assert proc.returncode == 128 + signal.SIGHUP
+    record = only_record(tmp_path)
+    assert record["status"] == "complete"
+    assert any("received SIGHUP" in note for note in record["notes"])

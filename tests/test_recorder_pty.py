@@ -151,3 +151,4 @@ def test_utf8_split_across_reads_in_a_terminal(tmp_path: Path) -> None:
     assert cast_output(record["path"]) == "日本\r\n"
     assert record["invalid_bytes"] == 0
     assert os.path.exists(record["path"])
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from sshrec.recorder.session import VERSION, RecordOptions, record_session
@@ -45,6 +46,8 @@ def parser() -> argparse.ArgumentParser:
                    "refuse the session (deny)")
     p.add_argument("--transcript-fd", type=int, metavar="FD",
                    help="also write every cast line to this open file descriptor (used by serve --log)")
+    p.add_argument("--note", action="append", default=[], metavar="TEXT",
+                   help="add a remark to the session record (repeatable)")
     p.add_argument("--no-index", action="store_true",
                    help="do not start the background indexer at the end of the session")
     p.add_argument("--version", action="version", version=f"sshrec {VERSION}")
@@ -58,6 +61,12 @@ def main(argv: list[str]) -> int:
     else:
         options, command = argv, []
     args = parser().parse_args(options)
+    if args.transcript_fd is not None:
+        try:
+            os.set_inheritable(args.transcript_fd, False)  # the session must not write to it
+        except OSError as exc:
+            print(f"sshrec: --transcript-fd {args.transcript_fd}: {exc.strerror}", file=sys.stderr)
+            return 2
     try:
         settings = load_settings(home=args.home, db_url=args.db)
     except ConfigError as exc:
@@ -73,5 +82,6 @@ def main(argv: list[str]) -> int:
         index=not args.no_index,
         db_url=args.db,
         transcript_fd=args.transcript_fd,
+        notes=args.note,
     )
     return record_session(opts)
