@@ -35,8 +35,10 @@ system-deps:
 lint: install
 	$(BIN)/ruff check .
 
-test: system-deps install lint
+# Tests first, then lint: one run reports both.
+test: system-deps install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/ruff check .
 
 bench: install
 	$(BIN)/python bench/record_bench.py
