@@ -86,6 +86,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+    cursor.execute("PRAGMA cache_size = -32768")  # 32 MiB, allocated only as pages are read
     cursor.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL stays consistent
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
