@@ -109,6 +109,15 @@ def exit_status_of(returncode: int) -> tuple[int, str | None]:
     return 128 + number, name
 
 
+def exited(pid: int) -> int | None:
+    """The wait status of ``pid`` if it has exited (reaping it), else None; never blocks."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # already reaped elsewhere
+        return 0
+    return status if done else None
+
+
 def session_process_groups(session_id: int) -> set[int]:
     """Process groups of every process still in ``session_id`` (linux /proc)."""
     groups: set[int] = set()
@@ -255,11 +264,8 @@ class Relay:
     def _reap(self) -> None:
         if self.returncode is not None:
             return
-        try:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            pid, status = self.pid, 0
-        if pid == 0:
+        status = exited(self.pid)
+        if status is None:
             return
         self.returncode = os.waitstatus_to_exitcode(status)
         self.exited_at = time.monotonic()

@@ -18,6 +18,7 @@ import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .relay import exited
 from .serve_pty import open_pty, set_window_size
 
 READ_SIZE = 64 * 1024
@@ -215,11 +216,8 @@ class SessionProcess:
             future.add_done_callback(lambda f: self._exited_with(f.result()[1]))
 
     def _reap(self) -> None:
-        try:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            pid, status = self.pid, 0
-        if pid == 0:
+        status = exited(self.pid)
+        if status is None:
             return
         assert self._pidfd is not None
         self.loop.remove_reader(self._pidfd)

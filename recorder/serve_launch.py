@@ -7,11 +7,11 @@ what a forced command does to SSH_ORIGINAL_COMMAND) are tested without any netwo
 from __future__ import annotations
 
 import ipaddress
-import os
-import pwd
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from .session import user_shell  # the recorder's own rule: $SHELL, else the passwd shell
 
 # Variables that describe *an* SSH session: never inherited from serve's own environment
 # (serve may itself run inside an ssh session), always set from this one.
@@ -50,17 +50,6 @@ def client_var_allowed(name: str) -> bool:
     """Debian's default ``AcceptEnv LANG LC_*``: a client may pick its language, nothing else
     (anything more could redirect the recording, e.g. SSHREC_HOME, or preload code)."""
     return name == "LANG" or (name.startswith("LC_") and name[3:].replace("_", "").isalnum())
-
-
-def user_shell(env: Mapping[str, str]) -> str:
-    """$SHELL of the copied environment, else the passwd entry's shell, as the recorder decides."""
-    shell = env.get("SHELL")
-    if shell:
-        return shell
-    try:
-        return pwd.getpwuid(os.getuid()).pw_shell or "/bin/sh"
-    except KeyError:
-        return "/bin/sh"
 
 
 def session_env(base: Mapping[str, str], peer: Peer, auth_file: str, *, term: str | None,
