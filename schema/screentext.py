@@ -126,13 +126,27 @@ class ScreenTextBuilder:
         self._length = 0
         self._marks: list[tuple[int, int]] = []
         self._last_ms = -(1 << 62)
+        self._pending: list[str] = []
+        self._pending_ms = 0
         self.chars = 0
 
     def add(self, time: float, data: str) -> None:
-        text = self._stripper.feed(data)
-        if not text:
-            return
+        """One output event. Events less than MARK_STEP_MS after the first of a burst would
+        get no mark of their own, so a burst is stripped in one piece (far fewer calls)."""
         millis = int(time * 1000)
+        if self._pending and millis - self._pending_ms < MARK_STEP_MS:
+            self._pending.append(data)
+            return
+        self._flush_pending()
+        self._pending, self._pending_ms = [data], millis
+
+    def _flush_pending(self) -> None:
+        if self._pending:
+            data = self._pending[0] if len(self._pending) == 1 else "".join(self._pending)
+            self._pending = []
+            self._add_text(self._pending_ms, self._stripper.feed(data))
+
+    def _add_text(self, millis: int, text: str) -> None:
         while text:
             room = self.chunk_chars - self._length
             if len(text) <= room:
@@ -163,6 +177,7 @@ class ScreenTextBuilder:
         self._last_ms = -(1 << 62)  # every chunk opens with its own mark
 
     def finish(self) -> list[Chunk]:
+        self._flush_pending()
         self._stripper.flush()
         self._close_chunk()
         return self.chunks

@@ -23,7 +23,7 @@ EXAMPLES = """\
 def build_parser() -> argparse.ArgumentParser:
     p = parser(
         "import",
-        "Copy asciicast v2/v3 files (asciinema 2 and 3 write them) into the spool, "
+        "Copy asciicast v2/v3 files (asciinema 2 and 3 write them) into the spool,\n"
         "each with a session record (mode 'import') built from its header, and index them.",
         EXAMPLES,
     )
