@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 
-from sshrec.schema.asciicast import EventEncoder, Utf8Stream
+from sshrec.schema.asciicast import EventEncoder, Utf8Stream, json_string_bytes
 
 FLUSH_INTERVAL = 0.25
 FLUSH_BYTES = 256 * 1024
@@ -57,32 +57,33 @@ class CastFile:
 
     def output(self, data: bytes) -> None:
         self.bytes_out += len(data)
-        self._event(b"o", self._out.feed(data))
+        self._event(b"o", self._out.feed_literal(data))
 
     def input(self, data: bytes) -> None:
         self.bytes_in += len(data)
-        self._event(b"i", self._in.feed(data))
+        self._event(b"i", self._in.feed_literal(data))
 
     def count_input(self, size: int) -> None:
         self.bytes_in += size
 
     def resize(self, cols: int, rows: int) -> None:
-        self._event(b"r", f"{cols}x{rows}".encode())
+        self._event(b"r", json_string_bytes(f"{cols}x{rows}".encode()))
 
     def marker(self, label: str) -> None:
-        self._event(b"m", label.encode("utf-8", "replace"))
+        self._event(b"m", json_string_bytes(label.encode("utf-8", "replace")))
 
     def exit(self, status: int) -> None:
         """v3 has an exit event; v2 readers would reject an unknown code, so it is v3 only."""
         if self._encoder.version == 3:
-            self._event(b"x", str(status).encode())
+            self._event(b"x", json_string_bytes(str(status).encode()))
 
-    def _event(self, code: bytes, data: bytes) -> None:
-        if not data or self._fd is None:
+    def _event(self, code: bytes, literal: bytes) -> None:
+        """``literal``: the event's data, already a JSON string."""
+        if literal == b'""' or self._fd is None:
             return
         now = time.monotonic()
         self.last_event = now - self.start
-        self._buf += self._encoder.line_bytes(self.last_event, code, data)
+        self._buf += self._encoder.line_literal(self.last_event, code, literal)
         if len(self._buf) >= FLUSH_BYTES or now - self._last_flush >= FLUSH_INTERVAL:
             self.flush()
 
@@ -131,8 +132,8 @@ class CastFile:
         """Flush, fsync and close; returns the file's SHA-256 (None when recording failed)."""
         if self._fd is None:
             return None
-        self._event(b"o", self._out.feed(b"", final=True))
-        self._event(b"i", self._in.feed(b"", final=True))
+        self._event(b"o", self._out.feed_literal(b"", final=True))
+        self._event(b"i", self._in.feed_literal(b"", final=True))
         self.flush()
         if self._fd is None:
             return None

@@ -17,6 +17,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import IO, Any
 
+try:  # the optional C accelerator (setup.py); same output as the Python path
+    from sshrec.schema import _fastcast
+except ImportError:
+    _fastcast = None
+
 REPLACEMENT = "\ufffd"
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
@@ -59,6 +64,17 @@ class Utf8Stream:
 
     def decode(self, data: bytes, final: bool = False) -> str:
         return self.feed(data, final).decode()
+
+    def feed_literal(self, data: bytes, final: bool = False) -> bytes:
+        """``feed`` then ``json_string_bytes``: the valid part of ``data`` as a JSON string literal."""
+        if _fastcast is None:
+            return json_string_bytes(self.feed(data, final))
+        if self._pending:
+            data = self._pending + data
+        literal, used, invalid = _fastcast.escape(data, final)
+        self._pending = data[used:]
+        self.invalid += invalid
+        return literal
 
     def _replace_invalid(self, data: bytes, final: bool) -> str:
         """One U+FFFD per invalid byte: surrogateescape marks them, one regex pass replaces them."""
@@ -159,9 +175,13 @@ class EventEncoder:
 
     def line_bytes(self, t: float, code: bytes, data: bytes) -> bytes:
         """``data`` must be valid UTF-8 (Utf8Stream.feed output)."""
+        return self.line_literal(t, code, json_string_bytes(data))
+
+    def line_literal(self, t: float, code: bytes, literal: bytes) -> bytes:
+        """``literal`` is already a JSON string (Utf8Stream.feed_literal output)."""
         if self.version == 3:
             t, self._last = t - self._last, t
-        return b'[%.6f, "%s", %s]\n' % (t, code, json_string_bytes(data))
+        return b'[%.6f, "%s", %s]\n' % (t, code, literal)
 
 
 class Event:
