@@ -6,6 +6,7 @@ Recording (no subcommand) runs on every SSH login, so this module imports nothin
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # name -> (module under sshrec.commands, one-line summary)
@@ -54,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from sshrec.commands import record
 
-    return record.main(args)
+    status = record.main(args)
+    # The session is over and every file is closed and synced: skip the interpreter's
+    # teardown (module cleanup, GC), a few ms on every logout.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def run() -> None:

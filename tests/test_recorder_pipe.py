@@ -360,3 +360,22 @@ def test_hangup_during_start_up_still_closes_the_record(tmp_path: Path) -> None:
     record = only_record(tmp_path)
     assert record["status"] == "complete"
     assert any("received SIGHUP" in note for note in record["notes"])
+
+
+def test_quick_option_parser_agrees_with_argparse() -> None:
+    from sshrec.commands.record import parse_quickly, parser
+
+    cases = [[], ["--no-index"], ["--home", "/h", "--format=v3", "--record-input"],
+             ["--note", "a", "--note=b", "--on-failure", "deny", "--transcript-fd", "7"],
+             ["--db", "sqlite:///x", "--destination", "node1"]]
+    for options in cases:
+        assert vars(parse_quickly(options)) == vars(parser().parse_args(options)), options
+    for unusual in (["--help"], ["--format", "v9"], ["--home"], ["--typo"], ["--transcript-fd", "x"],
+                    ["--no-index=1"], ["--version"]):
+        assert parse_quickly(unusual) is None, unusual
+
+
+def test_bad_option_is_explained(tmp_path: Path) -> None:
+    result = run(tmp_path, "--format", "v9", "--", "true")
+    assert result.returncode == 2
+    assert b"invalid choice: 'v9'" in result.stderr

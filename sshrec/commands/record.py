@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+from types import SimpleNamespace
 
 from sshrec.recorder.session import VERSION, RecordOptions, record_session
 from sshrec.schema.settings import ConfigError, load_settings
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 EPILOG = """\
 what runs:
@@ -26,6 +30,8 @@ subcommands: sshrec help
 
 
 def parser() -> argparse.ArgumentParser:
+    import argparse
+
     p = argparse.ArgumentParser(
         prog="sshrec",
         usage="sshrec [OPTIONS] [-- COMMAND [ARG...]]",
@@ -54,13 +60,48 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# The login path parses its options by hand: building an ArgumentParser costs ~9 ms (it
+# imports shutil and searches for gettext catalogues). Anything unusual (--help, a typo, a
+# bad value) goes to argparse, which says what is wrong.
+CHOICES = {"--format": ("v2", "v3"), "--on-failure": ("allow", "deny")}
+VALUED = {"--home", "--db", "--format", "--destination", "--on-failure", "--transcript-fd", "--note"}
+FLAGS = {"--record-input", "--no-index"}
+
+
+def parse_quickly(options: list[str]) -> SimpleNamespace | None:
+    values: dict[str, object] = {"record_input": None, "no_index": False, "note": [], "home": None,
+                                 "db": None, "format": None, "destination": None, "on_failure": None,
+                                 "transcript_fd": None}
+    words = iter(options)
+    for word in words:
+        name, _, inline = word.partition("=")
+        if name in FLAGS and not inline:
+            values[name[2:].replace("-", "_")] = True
+            continue
+        if name not in VALUED:
+            return None
+        value = inline if "=" in word else next(words, None)
+        if value is None or value not in CHOICES.get(name, (value,)):
+            return None
+        key = name[2:].replace("-", "_")
+        if key == "note":
+            values["note"].append(value)  # type: ignore[union-attr]
+        elif key == "transcript_fd":
+            if not value.isdigit():
+                return None
+            values[key] = int(value)
+        else:
+            values[key] = value
+    return SimpleNamespace(**values)
+
+
 def main(argv: list[str]) -> int:
     if "--" in argv:
         split = argv.index("--")
         options, command = argv[:split], argv[split + 1 :]
     else:
         options, command = argv, []
-    args = parser().parse_args(options)
+    args = parse_quickly(options) or parser().parse_args(options)
     if args.transcript_fd is not None:
         try:
             os.set_inheritable(args.transcript_fd, False)  # the session must not write to it
