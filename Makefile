@@ -8,7 +8,7 @@ DEMO_HOME ?= $(if $(SSHREC_HOME),$(SSHREC_HOME),$(shell $(PYTHON) -c 'import os;
 
 .PHONY: demo test install system-deps lint bench clean
 
-$(BIN)/sshrec: pyproject.toml
+$(BIN)/sshrec: pyproject.toml setup.py schema/_fastcast.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -40,8 +40,9 @@ test: system-deps install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 	$(BIN)/ruff check .
 
+# The recorder against script/asciinema/tlog/ttyrec; the others: bench/README.md.
 bench: install
-	$(BIN)/python bench/record_bench.py
+	$(BIN)/python bench/record_bench.py --installed
 
 clean:
 	rm -rf $(VENV) .demo-session-id build *.egg-info
