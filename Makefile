@@ -23,6 +23,9 @@ demo: install
 	@echo "== the recording, printed back by: sshrec cat $$(cat .demo-session-id)"
 	@$(BIN)/sshrec cat $$(cat .demo-session-id)
 	@echo "== files:"; ls -l $(DEMO_HOME)/recordings/*/*/*/$$(cat .demo-session-id).*
+	@echo "== the index (sshrec index; then sshrec ls):"
+	@$(BIN)/sshrec index --quiet && $(BIN)/sshrec ls --limit 5
+	@echo "== replay it with: $(BIN)/sshrec play $$(cat .demo-session-id)"
 
 # OpenSSH server and client for the end-to-end tests (root only; others must have them).
 system-deps:
