@@ -42,7 +42,7 @@ import tempfile
 import termios
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,20 @@ class Tool:
     argv: Callable[[list[str], Path], list[str]]
     needs: str | None  # executable that must exist, None for bare
     version: Callable[[], str]
+
+
+def proc_stats() -> Iterator[tuple[int, list[bytes]]]:
+    """(pid, the /proc/PID/stat fields after the command name) for every process: state, ppid,
+    pgrp, session, ... (the name is skipped: it may hold spaces and parentheses)."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        yield int(name), stat[stat.rfind(b")") + 2 :].split()
 
 
 def _first_line(argv: list[str]) -> str:
@@ -259,16 +273,8 @@ class TreeSampler(threading.Thread):
 
     def _scan(self) -> list[int]:
         parents: dict[int, list[int]] = {}
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat", "rb") as handle:
-                    stat = handle.read()
-            except OSError:
-                continue
-            ppid = int(stat[stat.rfind(b")") + 2 :].split()[1])
-            parents.setdefault(ppid, []).append(int(name))
+        for pid, fields in proc_stats():
+            parents.setdefault(int(fields[1]), []).append(pid)
         tree = [self.root]
         for pid in tree:
             tree.extend(parents.get(pid, ()))
@@ -362,18 +368,10 @@ class PtyChild:
     def leftovers(self) -> int:
         """SIGKILL whatever still runs in the session we made (ttyrec's writer outlives a hang-up)."""
         killed = 0
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat", "rb") as handle:
-                    stat = handle.read()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(b")") + 2 :].split()
+        for pid, fields in proc_stats():
             if int(fields[3]) == self.proc.pid and fields[0] != b"Z":
                 try:
-                    os.kill(int(name), signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
                     killed += 1
                 except OSError:
                     pass

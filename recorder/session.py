@@ -158,7 +158,7 @@ class SpoolSession:
         else:
             warn(f"recording failed ({exc.strerror}); the rest of this session is NOT recorded")
 
-    def finish(self, outcome: relay.Outcome, started: float, started_mono: float) -> None:
+    def finish(self, outcome: relay.Outcome, started_mono: float) -> None:
         record = self.record
         self.cast.exit(outcome.exit_status)
         record.sha256 = self.cast.close()
@@ -255,7 +255,7 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
     except relay.SpawnError as exc:
         warn(str(exc))
         outcome = relay.Outcome(exc.status, None, notes=[str(exc)])
-    session.finish(outcome, started, started_mono)
+    session.finish(outcome, started_mono)
     if opts.index:
         spawn_indexer(session.json_path, opts)
     return outcome.exit_status

@@ -92,11 +92,6 @@ class Utf8Stream:
 _RARE_CONTROLS = bytes(b for b in range(32) if b not in (9, 10, 13, 27))
 
 
-def json_string(text: str) -> str:
-    """``text`` as a JSON string literal, non-ASCII kept as UTF-8."""
-    return encode_basestring(text)
-
-
 def json_string_bytes(data: bytes) -> bytes:
     """Valid UTF-8 ``data`` as a JSON string literal, escaped byte-wise: each step is one C pass."""
     if len(data.translate(None, _RARE_CONTROLS)) != len(data):
@@ -171,11 +166,7 @@ class EventEncoder:
         self._last = 0.0
 
     def line(self, t: float, code: str, text: str) -> bytes:
-        return self.line_bytes(t, code.encode(), text.encode())
-
-    def line_bytes(self, t: float, code: bytes, data: bytes) -> bytes:
-        """``data`` must be valid UTF-8 (Utf8Stream.feed output)."""
-        return self.line_literal(t, code, json_string_bytes(data))
+        return self.line_literal(t, code.encode(), json_string_bytes(text.encode()))
 
     def line_literal(self, t: float, code: bytes, literal: bytes) -> bytes:
         """``literal`` is already a JSON string (Utf8Stream.feed_literal output)."""
