@@ -19,7 +19,7 @@ Metrics (milliseconds, per round; the table shows median, min and max):
             exchange, authentication, session, pty, the shell's start-up files)
 
 Also: the import of asyncssh alone (what most of serve's ready time is), plain and through
-serve's liboqs shortcut (recorder/serve_import.py), interleaved.
+serve's liboqs shortcut (recorder/serve/loader.py), interleaved.
 
 Usage: python bench/serve_bench.py [--rounds 10]
 Results: a table on stdout and JSON in bench/out/. Needs root (sshd logs in root as itself).
@@ -196,8 +196,8 @@ def import_times(rounds: int) -> dict[str, list[float]]:
     """ms to import asyncssh in a fresh interpreter: plainly, and as serve does."""
     code = {
         "import asyncssh": "import asyncssh",
-        "serve_import.load_asyncssh()":
-            "from sshrec.recorder.serve_import import load_asyncssh; load_asyncssh()",
+        "loader.load_asyncssh()":
+            "from sshrec.recorder.serve.loader import load_asyncssh; load_asyncssh()",
     }
     times: dict[str, list[float]] = {name: [] for name in code}
     for _ in range(rounds):

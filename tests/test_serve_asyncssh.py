@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sshd_harness import ClientKey, cast_events
-from sshrec.recorder.serve_import import load_asyncssh
+from sshrec.recorder.serve.loader import load_asyncssh
 from test_serve_e2e import PROMPT, ServeFactory, ServeProcess, client_key, serve  # noqa: F401
 
 load_asyncssh()

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from sshd_harness import ClientKey
-from sshrec.recorder.serve_import import load_asyncssh
+from sshrec.recorder.serve.loader import load_asyncssh
 from test_serve_e2e import ServeFactory, client_key, other_key, serve, show  # noqa: F401
 
 load_asyncssh()
-from sshrec.recorder.authorized_keys import (  # noqa: E402
+from sshrec.recorder.serve.authorized_keys import (  # noqa: E402
     AuthorizedKeysError,
     address_matches,
     auth_info_line,

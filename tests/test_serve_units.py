@@ -9,9 +9,9 @@ import termios
 from pathlib import Path
 
 import pytest
-from sshrec.recorder import serve_pty
-from sshrec.recorder.serve import ServeError, bind, exit_of, open_log, resolve_announce
-from sshrec.recorder.serve_launch import Peer, client_var_allowed, plain_address, recorder_argv, session_env
+from sshrec.recorder.serve import pty as serve_pty
+from sshrec.recorder.serve.launch import Peer, client_var_allowed, plain_address, recorder_argv, session_env
+from sshrec.recorder.serve.server import ServeError, bind, exit_of, open_log, resolve_announce
 
 PEER = Peer("192.0.2.7", 50123, "10.0.0.2", 2022)
 

@@ -11,8 +11,8 @@ Everything that can be checked before listening is checked before listening; eac
 is a :class:`ServeError` whose message is the one line printed on stderr.
 
 This module is the controller: it owns the rules (one session, ever; the timeout; who may
-still authenticate). asyncssh callbacks live in serve_session.py, the recorder process in
-serve_child.py. asyncssh is imported by :func:`run` (through serve_import), never at module
+still authenticate). asyncssh callbacks live in session.py, the recorder process in
+child.py. asyncssh is imported by :func:`run` (through loader.py), never at module
 import, so ``sshrec serve --help`` stays fast.
 """
 
@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     import asyncssh
 
     from .authorized_keys import AuthorizedKeys
-    from .serve_child import SessionProcess, TranscriptCopy
-    from .serve_session import ServeConnection, ServeSession
+    from .child import SessionProcess, TranscriptCopy
+    from .session import ServeConnection, ServeSession
 
 DEFAULT_PORT = 2022
 DEFAULT_TIMEOUT = 600.0
@@ -274,7 +274,7 @@ class Controller:
 
     def open_session(self, conn: ServeConnection) -> ServeSession | None:
         """A session channel: only on the authenticated connection, and only until one has started."""
-        from .serve_session import ServeSession
+        from .session import ServeSession
 
         if conn is not self.winner or (self.session is not None and self.session.process is not None):
             return None
@@ -285,7 +285,7 @@ class Controller:
 
     def start_session(self, session: ServeSession) -> None:
         """The shell or exec request was accepted: start the recorder for it (once)."""
-        from .serve_child import SpawnFailed
+        from .child import SpawnFailed
 
         if self.done.done() or session is not self.session:
             return
@@ -299,8 +299,8 @@ class Controller:
 
     def _start_recorder(self, session: ServeSession) -> None:
         from .authorized_keys import auth_info_line
-        from .serve_child import SessionProcess, TranscriptCopy
-        from .serve_launch import describe_command, recorder_argv, session_env
+        from .child import SessionProcess, TranscriptCopy
+        from .launch import describe_command, recorder_argv, session_env
 
         entry = session.entry
         fd, self.auth_file = tempfile.mkstemp(prefix="sshrec-serve-auth-")
@@ -453,7 +453,7 @@ def _remember_signal(signum: int, frame: object) -> None:
 
 def prepare(opts: ServeOptions) -> Prepared:
     """Lifecycle steps 1 to 5, each failure a ServeError."""
-    from .serve_import import load_asyncssh
+    from .loader import load_asyncssh
 
     load_asyncssh()
     import asyncssh
@@ -495,7 +495,7 @@ async def serve_one(prep: Prepared) -> Outcome:
     """Steps 6 to 11: accept, authenticate, run the one session, close."""
     import asyncssh
 
-    from .serve_session import ServeConnection
+    from .session import ServeConnection
 
     loop = asyncio.get_running_loop()
     ctl = Controller(prep, loop)

@@ -18,8 +18,8 @@ import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .relay import exited
-from .serve_pty import open_pty, set_window_size
+from ..relay import exited
+from .pty import open_pty, set_window_size
 
 READ_SIZE = 64 * 1024
 INPUT_HIGH_WATER = 256 * 1024  # pause the SSH channel when this much typed input is not yet written

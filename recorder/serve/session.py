@@ -2,7 +2,7 @@
 
 These classes only translate asyncssh callbacks into decisions of the controller
 (recorder/serve.py), which owns the one-session-ever rule, and into bytes for the
-recorder process (recorder/serve_child.py).
+recorder process (child.py).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 import asyncssh
 
 from .authorized_keys import KeyEntry
-from .serve_child import PtyRequest, SessionProcess
-from .serve_launch import Peer, plain_address
+from .child import PtyRequest, SessionProcess
+from .launch import Peer, plain_address
 
 if TYPE_CHECKING:
-    from .serve import Controller
+    from .server import Controller
 
 
 class ServeConnection(asyncssh.SSHServer):
