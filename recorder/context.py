@@ -18,12 +18,14 @@ NC_OPTS_WITH_ARG = set("IiMmOPpqsTVwXx")
 class AuthInfo:
     """How the user authenticated (plain classes on the login path: dataclasses costs ms)."""
 
-    __slots__ = ("method", "key_type", "key_fingerprint")
+    __slots__ = ("method", "key_type", "key_fingerprint", "key_blob")
 
-    def __init__(self, method: str | None, key_type: str | None, key_fingerprint: str | None) -> None:
+    def __init__(self, method: str | None, key_type: str | None, key_fingerprint: str | None,
+                 key_blob: str | None = None) -> None:
         self.method = method
         self.key_type = key_type
         self.key_fingerprint = key_fingerprint
+        self.key_blob = key_blob  # base64, as in authorized_keys
 
 
 def key_fingerprint(blob_b64: str) -> str:
@@ -40,7 +42,7 @@ def parse_auth_info(text: str) -> AuthInfo:
     with commas and the (last) public key is the one reported.
     """
     methods: list[str] = []
-    key_type = fingerprint = None
+    key_type = fingerprint = blob = None
     for line in text.splitlines():
         words = line.split()
         if not words:
@@ -49,10 +51,10 @@ def parse_auth_info(text: str) -> AuthInfo:
         if words[0] == "publickey" and len(words) >= 3:
             try:
                 fingerprint = key_fingerprint(words[2])
-                key_type = words[1]
+                key_type, blob = words[1], words[2]
             except (binascii.Error, ValueError):
                 continue
-    return AuthInfo(",".join(methods) or None, key_type, fingerprint)
+    return AuthInfo(",".join(methods) or None, key_type, fingerprint, blob)
 
 
 def read_auth_info(env: Mapping[str, str]) -> AuthInfo:

@@ -93,6 +93,15 @@ def window_size(fd: int) -> tuple[int, int]:
     return cols, rows
 
 
+def line_end(fd: int) -> str:
+    """What ends a line written to ``fd``: the terminal adds the CR itself unless it is raw."""
+    try:
+        oflag = termios.tcgetattr(fd)[1]
+    except (termios.error, OSError):
+        return "\n"  # a pipe or a file: LF, as every tool writes
+    return "\n" if oflag & termios.OPOST and oflag & termios.ONLCR else "\r\n"
+
+
 def set_window_size(fd: int, cols: int, rows: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
@@ -257,12 +266,17 @@ class Relay:
             self.kill_at = time.monotonic() + KILL_GRACE
 
     def _finished(self) -> bool:
+        """Over when the child has exited and its output is all delivered. Through pipes, as
+        sshd does, that waits for every process still holding stdout or stderr to close it;
+        on a terminal the hang-up at the end stops them, and a short grace bounds the wait."""
         if self.returncode is None:
             return False
         outputs = [p for p in self.pumps if p.to_client]
         busy = any(p.reading or p.backlog for p in outputs if p.dst_open)
         if not busy:
             return True
+        if self.master is None:
+            return False
         assert self.exited_at is not None
         return time.monotonic() - self.exited_at > DRAIN_GRACE + KILL_GRACE
 
@@ -274,17 +288,20 @@ class Relay:
             return
         self.returncode = os.waitstatus_to_exitcode(status)
         self.exited_at = time.monotonic()
-        if self.master is not None:
-            self._drain_master()
-        # Whatever the session left behind (background jobs) would run on unrecorded.
-        signal_session(self.pid, signal.SIGHUP)
-        if self.master is not None:
-            self._drain_master()
-            for pump in self.pumps:
-                if pump.src == self.master:
-                    pump.reading = False
         for pump in self.pumps:
             if not pump.to_client:
+                pump.reading = False
+                if pump.close_dst_at_eof:  # sshd closes the session's stdin when its command exits
+                    pump.backlog.clear()
+                    self._close_dst(pump)
+        if self.master is None:
+            return  # pipes: background jobs live on, as under sshd; their output is still relayed
+        # A terminal hangs up when its session leader exits: what it left behind gets SIGHUP.
+        self._drain_master()
+        signal_session(self.pid, signal.SIGHUP)
+        self._drain_master()
+        for pump in self.pumps:
+            if pump.src == self.master:
                 pump.reading = False
 
     def _drain_master(self) -> None:
@@ -329,7 +346,7 @@ class Relay:
             timeout = min(timeout, due)
         if self.kill_at is not None:
             timeout = min(timeout, max(0.0, self.kill_at - time.monotonic()))
-        if self.exited_at is not None:
+        if self.exited_at is not None and self.master is not None:
             timeout = min(timeout, 0.1)
         return int(timeout * 1000) + 1
 
@@ -478,6 +495,8 @@ def run_pty(argv: Sequence[str], executable: str | None, env: Mapping[str, str],
     saved_attrs = termios.tcgetattr(outer)
     termios.tcsetattr(slave, termios.TCSANOW, saved_attrs)
     set_window_size(slave, *size)
+    if "SSH_TTY" in env:  # sshd names the client's terminal; the program runs on the inner one
+        env = {**env, "SSH_TTY": os.ttyname(slave)}
     signals = SignalPipe()
     flags = BlockingRestored([0, 1, master])
     try:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from sshrec.schema import spool
 from sshrec.schema.asciicast import CastHeader
 from sshrec.schema.record import SessionRecord, iso_utc, new_session_id, write_record_atomically
+from sshrec.schema.settings import DEFAULT_AUTHORIZED_KEYS
 
 from . import context, relay
 from .castfile import CastFile
@@ -25,15 +26,17 @@ VERSION = "0.1.0"
 class RecordOptions:
     """What to record and how (plain classes on the login path: dataclasses costs ms)."""
 
-    __slots__ = ("command", "home", "format", "record_input", "destination", "on_failure", "index",
-                 "db_url", "transcript_fd", "notes")
+    __slots__ = ("command", "home", "personal", "format", "record_input", "destination", "on_failure",
+                 "index", "db_url", "transcript_fd", "notes", "authorized_keys_file")
 
     def __init__(self, command: list[str], home: str, format: str = "v2", record_input: bool = False,
                  destination: str | None = None, on_failure: str = "allow", index: bool = True,
                  db_url: str | None = None, transcript_fd: int | None = None,
-                 notes: list[str] | None = None) -> None:
+                 notes: list[str] | None = None, personal: bool = False,
+                 authorized_keys_file: str | None = None) -> None:
         self.command = command
         self.home = home
+        self.personal = personal  # home is a shared spool: record into this user's folder of it
         self.format = format
         self.record_input = record_input
         self.destination = destination
@@ -42,6 +45,7 @@ class RecordOptions:
         self.db_url = db_url
         self.transcript_fd = transcript_fd
         self.notes = notes or []
+        self.authorized_keys_file = authorized_keys_file
 
 
 class Command:
@@ -66,11 +70,15 @@ def user_shell(env: Mapping[str, str]) -> str:
         return "/bin/sh"
 
 
-def resolve_command(command: list[str], env: Mapping[str, str]) -> Command:
-    """What sshd would have run: the given argv, else SSH_ORIGINAL_COMMAND via the shell, else a login shell."""
+def resolve_command(command: list[str], env: Mapping[str, str], key_command: str | None = None) -> Command:
+    """What sshd would have run: the given argv; else the key's command= or SSH_ORIGINAL_COMMAND
+    via the shell; else a login shell."""
     if command:
         return Command(list(command), None, list(command), login=False)
     shell = user_shell(env)
+    if key_command is not None:
+        argv = [shell, "-c", key_command]
+        return Command(argv, None, argv, login=False)
     original = env.get("SSH_ORIGINAL_COMMAND", "")
     if original:
         argv = [shell, "-c", original]
@@ -89,11 +97,46 @@ def session_mode(cmd: Command, original: str | None, interactive: bool) -> str:
     return FILE_TRANSFER_MODES.get(os.path.basename(words[0]) if words else "", "pipe")
 
 
+def key_restrictions(opts: RecordOptions, env: Mapping[str, str],
+                     auth: context.AuthInfo) -> tuple[str | None, list[str]]:
+    """The key's own command= to run (sshd drops it under a ForceCommand), and notes saying
+    what was found. With ``-- COMMAND`` the wrapped command wins, as sshd's ForceCommand does."""
+    if auth.key_blob is None:
+        if env.get("SSH_CONNECTION") and not env.get("SSH_USER_AUTH"):
+            return None, ["key options unknown: sshd's ExposeAuthInfo is off, so a command= "
+                          "restriction on the key cannot be honoured"]
+        return None, []
+    from .authkeys import expand_key_files, key_options
+
+    user, uid = context.local_user()
+    files = expand_key_files(opts.authorized_keys_file or DEFAULT_AUTHORIZED_KEYS, user, uid, user_home(env))
+    conn = context.parse_ssh_connection(env.get("SSH_CONNECTION"))
+    lookup = key_options(files, auth.key_blob, conn.client_addr)
+    if lookup.options is None:
+        return None, [str(lookup.unknown)]
+    found = lookup.options
+    notes = [f"key options ({found.where()}): {', '.join(found.names)}"] if found.names else []
+    if found.command is None:
+        return None, notes
+    if opts.command:
+        notes.append(f"the key's command= ({found.where()}) is overridden by the wrapped command, "
+                     "as sshd's ForceCommand overrides it")
+        return None, notes
+    notes.append(f"ran the key's command= ({found.where()}), which sshd ignores under a ForceCommand")
+    return found.command, notes
+
+
+def user_home(env: Mapping[str, str]) -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        return env.get("HOME", "/")
+
+
 def build_record(session_id: str, cmd: Command, opts: RecordOptions, env: Mapping[str, str],
-                 mode: str, size: tuple[int, int], started: float) -> SessionRecord:
+                 mode: str, size: tuple[int, int], started: float, auth: context.AuthInfo) -> SessionRecord:
     user, uid = context.local_user()
     conn = context.parse_ssh_connection(env.get("SSH_CONNECTION"))
-    auth = context.read_auth_info(env)
     return SessionRecord(
         id=session_id,
         user=user,
@@ -120,9 +163,10 @@ def build_record(session_id: str, cmd: Command, opts: RecordOptions, env: Mappin
 
 
 def warn(message: str) -> None:
-    """One line on stderr, which reaches the ssh client."""
+    """One line on stderr, which reaches the ssh client: ending in CR LF only while the
+    terminal is raw (during a PTY session), where LF alone would not return the carriage."""
     try:
-        os.write(2, f"sshrec: {message}\r\n".encode(errors="replace"))
+        os.write(2, f"sshrec: {message}{relay.line_end(2)}".encode(errors="replace"))
     except OSError:
         pass
 
@@ -211,12 +255,15 @@ def spawn_indexer(json_path: str, opts: RecordOptions) -> None:
 
 
 def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) -> int:
-    """Record one session and return the exit status the client must see."""
+    """Record one session; returns the exit status the client must see, or -N when the
+    command died of signal N (the recorder should then die of it too, so that sshd reports
+    the same exit-signal it would have without the recorder)."""
     relay.hold_hangups()
     env = dict(os.environ if env is None else env)
-    cmd = resolve_command(opts.command, env)
+    auth = context.read_auth_info(env)
+    key_command, notes = key_restrictions(opts, env, auth)
+    cmd = resolve_command(opts.command, env, key_command)
     interactive = os.isatty(0)
-    notes: list[str] = []
     if interactive:
         cols, rows, defaulted = relay.inner_size(0)
         if defaulted:
@@ -226,7 +273,7 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
     started, started_mono = time.time(), time.monotonic()
     session_id = new_session_id(started)
     mode = session_mode(cmd, env.get("SSH_ORIGINAL_COMMAND"), interactive)
-    record = build_record(session_id, cmd, opts, env, mode, (cols, rows), started)
+    record = build_record(session_id, cmd, opts, env, mode, (cols, rows), started, auth)
     record.notes.extend(notes + opts.notes)
     header = CastHeader(
         version=3 if opts.format == "v3" else 2,
@@ -237,13 +284,17 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
         env={"SHELL": user_shell(env), **({"TERM": record.term} if record.term else {})},
     )
     try:
-        session = SpoolSession(opts.home, record, header, opts)
+        spool_dir = choose_spool(opts, record)
+        session = SpoolSession(spool_dir, record, header, opts)
     except OSError as exc:
         where = exc.filename or opts.home
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, PermissionError) and not opts.personal:
+            reason += f"; a spool for several users is made by root with: sshrec setup --home {opts.home}"
         if opts.on_failure == "deny":
-            warn(f"session refused: cannot record to {where}: {exc.strerror} (on-failure=deny)")
+            warn(f"session refused: cannot record to {where}: {reason} (on-failure=deny)")
             return 1
-        warn(f"this session is NOT recorded: cannot write {where}: {exc.strerror}")
+        warn(f"this session is NOT recorded: cannot write {where}: {reason}")
         return exec_unrecorded(cmd, env)
     env["SSHREC_SESSION_ID"] = session_id
     try:
@@ -258,7 +309,39 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
     session.finish(outcome, started_mono)
     if opts.index:
         spawn_indexer(session.json_path, opts)
+    if outcome.exit_signal is not None and outcome.exit_status > 128:
+        return 128 - outcome.exit_status
     return outcome.exit_status
+
+
+def choose_spool(opts: RecordOptions, record: SessionRecord) -> str:
+    """The spool this session is written to; on a shared spool, the user's own folder of it."""
+    if not opts.personal:
+        return opts.home
+    old_umask = os.umask(0o077)
+    try:
+        directory, note = spool.claim_personal_dir(opts.home, record.user, os.getuid())
+    finally:
+        os.umask(old_umask)
+    if note:
+        warn(note)
+        record.notes.append(note)
+        opts.db_url = opts.db_url or "sqlite:///" + os.path.join(directory, "index.db")
+    return directory
+
+
+def die_by(signum: int) -> None:
+    """End this process by ``signum``, as the recorded command ended (no core file: the
+    recorder's memory is not the command's)."""
+    import resource
+    import signal
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if signum not in (signal.SIGKILL, signal.SIGSTOP):  # those two have no handler to reset
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signum])
+    os.kill(os.getpid(), signum)
+    os._exit(128 + signum)  # a signal that does not end a process by default
 
 
 def exec_unrecorded(cmd: Command, env: Mapping[str, str]) -> int:

@@ -63,12 +63,47 @@ def open_engine(url: str) -> sa.Engine:
 def _sqlite_engine(url: sa.engine.URL) -> sa.Engine:
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
-        directory = os.path.dirname(os.path.abspath(database))
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        _private_sqlite_file(os.path.abspath(database))
     engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
     sa.event.listen(engine, "connect", _sqlite_connect)
     sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _private_sqlite_file(path: str) -> None:
+    """The index holds every session's commands and screen text: it is created 0600 (SQLite
+    gives its -wal and -shm files the same mode) and tightened if it was ever made looser.
+    One we may not open is a clear "not permitted", not SQLite's "unable to open"."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        return
+    except FileExistsError:
+        pass
+    except PermissionError:
+        raise IndexUnusable(f"not permitted: cannot create the index {path} (the folder belongs to "
+                            "another user; use your own with --db or SSHREC_DB)") from None
+    if not os.access(path, os.R_OK):
+        owner = _owner_name(path)
+        raise IndexUnusable(f"not permitted: the index {path} is readable only by {owner}; "
+                            "ask them, or use your own index (--db, SSHREC_DB)")
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            info = os.stat(path + suffix)
+            if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+                os.chmod(path + suffix, info.st_mode & 0o700)
+        except OSError:
+            continue
+
+
+def _owner_name(path: str) -> str:
+    import pwd
+
+    try:
+        uid = os.stat(path).st_uid
+        return pwd.getpwuid(uid).pw_name
+    except (OSError, KeyError):
+        return "its owner"
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -28,6 +28,7 @@ INTERRUPTED_NOTE = (
 )
 _INT_FIELDS = ("uid", "client_port", "server_port", "exit_status")
 _COUNT_FIELDS = ("cols", "rows", "bytes_out", "bytes_in", "invalid_bytes")
+PROTOCOL_MODES = frozenset({"sftp", "scp"})  # their output is a file transfer protocol, not a screen
 
 
 class RecordError(ValueError):
@@ -44,6 +45,7 @@ class CastSummary:
     bytes_in: int = 0
     problem: str | None = None  # why reading stopped early (a corrupt line), if it did
     text_bytes: int = 0
+    text_note: str | None = None  # output left out of the screen text (binary, over the cap)
 
 
 @dataclass
@@ -135,10 +137,25 @@ def _clean(record: SessionRecord, json_path: str) -> SessionRecord:
     return record
 
 
-def summarize_cast(path: str, sizes: bool) -> CastSummary:
-    """Screen text of ``path``; with ``sizes`` also the output/input byte counts."""
+def _claim_for_owner(record: SessionRecord, owner_uid: int) -> None:
+    """A record in someone's personal spool is theirs: a user cannot file sessions under
+    another user's name by writing it in their own records."""
+    import pwd
+
+    try:
+        owner = pwd.getpwuid(owner_uid).pw_name
+    except KeyError:
+        owner = str(owner_uid)
+    record.notes.append(f"the record names user {record.user!r} (uid {record.uid}) but lies in the "
+                        f"spool of {owner!r} (uid {owner_uid}): indexed as {owner!r}")
+    record.user, record.uid = owner, owner_uid
+
+
+def summarize_cast(path: str, sizes: bool, text: bool = True) -> CastSummary:
+    """Screen text of ``path`` (none when not ``text``: file transfer protocols); with ``sizes``
+    also the output/input byte counts."""
     summary = CastSummary()
-    builder = ScreenTextBuilder()
+    builder = ScreenTextBuilder() if text else None
     try:
         handle, reader = open_cast(path, tolerate_partial_tail=True)
     except FileNotFoundError:
@@ -152,15 +169,19 @@ def summarize_cast(path: str, sizes: bool) -> CastSummary:
             for event in reader.events():
                 summary.last_time = event.time
                 if event.code == "o":
-                    builder.add(event.time, event.data)
+                    if builder is not None:
+                        builder.add(event.time, event.data)
                     if sizes:
                         summary.bytes_out += len(event.data.encode("utf-8", "surrogatepass"))
                 elif event.code == "i" and sizes:
                     summary.bytes_in += len(event.data.encode("utf-8", "surrogatepass"))
         except CastError as exc:
             summary.problem = str(exc)
-    summary.chunks = builder.finish()
-    summary.text_bytes = builder.chars
+    if builder is not None:
+        summary.chunks = builder.finish()
+        summary.text_bytes = builder.chars
+        if builder.dropped_binary or builder.truncated:
+            summary.text_note = builder.describe_dropped()
     return summary
 
 
@@ -200,7 +221,8 @@ def _epoch(timestamp: str | None) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def load_entry(json_path: str, alive: Callable[[str], bool] = recorder_alive_at, attempts: int = 3) -> Entry:
+def load_entry(json_path: str, alive: Callable[[str], bool] = recorder_alive_at, attempts: int = 3,
+               owner_uid: int | None = None) -> Entry:
     """Everything the index stores for the session whose record is ``json_path``.
 
     A ``recording`` record is re-read if its file changed while we checked the lock: the
@@ -218,10 +240,14 @@ def load_entry(json_path: str, alive: Callable[[str], bool] = recorder_alive_at,
             interrupted = True
             break
         record, stat = read_record_file(json_path)
+    if owner_uid is not None and record.uid != owner_uid:
+        _claim_for_owner(record, owner_uid)
     cast_stat = stat_or_none(cast_path)
-    summary = summarize_cast(cast_path, sizes=interrupted)
+    summary = summarize_cast(cast_path, sizes=interrupted, text=record.mode not in PROTOCOL_MODES)
     if interrupted:
         mark_interrupted(record, summary, cast_path)
+    if summary.text_note:
+        record.notes.append(summary.text_note)
     if cast_stat is not None:
         record.path = os.path.abspath(cast_path)
     return Entry(

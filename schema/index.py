@@ -21,15 +21,17 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from .db import ensure_schema, upgrade, writing
-from .entry import Entry, RecordError, file_sig, load_entry, stat_or_none
+from .entry import Entry, RecordError, cast_path_for, file_sig, load_entry, lock_path_for, stat_or_none
 from .entry import command_text as make_command_text
 from .record import FIELD_NAMES
 from .screentext import words
-from .spool import iter_record_files
-from .tables import index_state, screen_text, sessions
+from .spool import USERS, day_dirs, record_files_in, recorder_alive_at
+from .tables import index_state, screen_text, sessions, spool_dirs
 
 BATCH = 200  # records per write transaction
 SQL_CHUNK = 400  # ids per IN (...) list, well under every back end's parameter limit
+RACY_NS = 2_000_000_000  # a folder changed this recently is looked at again next time
+ProgressFn = Callable[[int, int, "Report"], None]
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Report:
     unchanged: int = 0
     skipped_newer: int = 0
     text_bytes: int = 0
+    new_by_user: dict[str, int] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -105,10 +108,10 @@ def insert_screen_text(connection: sa.Connection, rows: list[dict[str, object]])
         connection.execute(sa.insert(screen_text), rows)
 
 
-def write_entries(connection: sa.Connection, entries: list[Entry]) -> tuple[int, int, int]:
-    """Store ``entries`` in the caller's transaction; returns (new, changed, skipped)."""
+def write_entries(connection: sa.Connection, entries: list[Entry]) -> tuple[list[Entry], int, int]:
+    """Store ``entries`` in the caller's transaction; returns (the new ones, changed, skipped)."""
     if not entries:
-        return 0, 0, 0
+        return [], 0, 0
     latest: dict[str, Entry] = {}
     for entry in entries:  # the same record twice in one batch: keep the newer
         seen = latest.get(entry.record.id)
@@ -148,14 +151,16 @@ def write_entries(connection: sa.Connection, entries: list[Entry]) -> tuple[int,
                 for e in fresh
             ],
         )
-    changed = sum(1 for i in ids if i in known)
-    return len(ids) - changed, changed, skipped
+    new = [e for e in fresh if e.record.id not in known]
+    return new, len(fresh) - len(new), skipped
 
 
 def _store(engine: sa.Engine, entries: list[Entry], report: Report) -> None:
     with writing(engine) as connection:
         new, changed, skipped = write_entries(connection, entries)
-    report.new += new
+    report.new += len(new)
+    for entry in new:
+        report.new_by_user[entry.record.user] = report.new_by_user.get(entry.record.user, 0) + 1
     report.changed += changed
     report.skipped_newer += skipped
     for entry in entries:
@@ -164,9 +169,9 @@ def _store(engine: sa.Engine, entries: list[Entry], report: Report) -> None:
             report.interrupted += 1
 
 
-def _load(path: str, report: Report) -> Entry | None:
+def _load(path: str, report: Report, owner: int | None = None) -> Entry | None:
     try:
-        entry = load_entry(path)
+        entry = load_entry(path, owner_uid=owner)
     except RecordError as exc:
         report.failed.append(str(exc))
         return None
@@ -197,7 +202,9 @@ class Known:
     status: str
 
 
-def known_sessions(engine: sa.Engine) -> dict[str, Known]:
+def known_sessions(engine: sa.Engine, ids: list[str] | None = None,
+                   status: str | None = None) -> dict[str, Known]:
+    """What the index holds about sessions: all of them, those ``ids``, or those with ``status``."""
     query = sa.select(
         index_state.c.session_id,
         index_state.c.json_path,
@@ -205,63 +212,201 @@ def known_sessions(engine: sa.Engine) -> dict[str, Known]:
         index_state.c.cast_sig,
         sessions.c.status,
     ).join(sessions, sessions.c.id == index_state.c.session_id)
+    if status is not None:
+        query = query.where(sessions.c.status == status)
+    found: dict[str, Known] = {}
     with engine.connect() as connection:
-        return {row[0]: Known(row[1], row[2], row[3], row[4]) for row in connection.execute(query)}
+        for part in [None] if ids is None else _chunks(ids):
+            selected = query if part is None else query.where(index_state.c.session_id.in_(part))
+            found.update({row[0]: Known(*row[1:]) for row in connection.execute(selected)})
+    return found
 
 
-def _needs_update(path: str, known: Known | None) -> bool:
-    if known is None or known.status == "recording":
-        return True  # a live session's cast grows, or its recorder may have gone
+def _needs_update(path: str, known: Known | None, live_text: bool = True) -> bool:
+    if known is None:
+        return True
+    if known.status == "recording":
+        # A live recording: look again once its record changed or its recorder is gone, and
+        # (unless only catching up quickly) when its cast grew, for the text on screen so far.
+        if file_sig(stat_or_none(path)) != known.json_sig or not recorder_alive_at(lock_path_for(path)):
+            return True
+        return live_text and file_sig(stat_or_none(cast_path_for(path))) != known.cast_sig
     if os.path.abspath(path) != known.json_path:
         return True
     if file_sig(stat_or_none(path)) != known.json_sig:
         return True
-    return file_sig(stat_or_none(path[: -len(".json")] + ".cast")) != known.cast_sig
+    return file_sig(stat_or_none(cast_path_for(path))) != known.cast_sig
 
 
-def sync(engine: sa.Engine, home: str, progress: Callable[[Report], None] | None = None) -> Report:
-    """Bring the index up to date with the spool under ``home``.
+def owner_of(spool: str) -> int | None:
+    """A personal spool of a shared one (``users/<name>``) holds only its owner's sessions,
+    whatever a record there claims; elsewhere the record's own user stands."""
+    if os.path.basename(os.path.dirname(os.path.abspath(spool))) != USERS:
+        return None
+    try:
+        return os.stat(spool).st_uid
+    except OSError:
+        return None
 
-    New and changed records are (re)indexed, records still ``recording`` are checked for a
-    live recorder every time, and rows whose record file is gone are removed.
-    """
-    started = time.monotonic()
-    report = Report()
-    ensure_schema(engine)
-    known = known_sessions(engine)
-    seen: set[str] = set()
-    pending: list[Entry] = []
-    for path in iter_record_files(home):
-        session_id = os.path.basename(path)[: -len(".json")]
-        seen.add(session_id)
-        state = known.get(session_id)
-        if state is not None and not _needs_update(path, state):
-            report.unchanged += 1
-            continue
-        entry = _load(path, report)
+
+def _day_folders(spools: Iterable[str]) -> list[tuple[str, int | None]]:
+    return [(day, owner) for spool in spools for owner in [owner_of(spool)] for day in day_dirs([spool])]
+
+
+def folder_key(path: str) -> str:
+    """How a day folder is named in spool_dirs: host and path, as hosts may share one index."""
+    return f"{os.uname().nodename}:{os.path.abspath(path)}"
+
+
+def _dir_mtime(path: str) -> int | None:
+    info = stat_or_none(path)
+    return info.st_mtime_ns if info is not None else None
+
+
+class _Updater:
+    """Loads records that changed and stores them a batch at a time; remembers day folders."""
+
+    def __init__(self, engine: sa.Engine, report: Report, dry_run: bool = False,
+                 live_text: bool = True) -> None:
+        self.engine = engine
+        self.report = report
+        self.dry_run = dry_run
+        self.live_text = live_text
+        self.pending: list[Entry] = []
+        self.folders: dict[str, int] = {}
+
+    def consider(self, path: str, state: Known | None, owner: int | None) -> None:
+        if state is not None and not _needs_update(path, state, self.live_text):
+            self.report.unchanged += 1
+            return
+        if self.dry_run:
+            if state is None:
+                self.report.new += 1
+            else:
+                self.report.changed += 1
+            return
+        entry = _load(path, self.report, owner)
         if entry is None:
-            continue
+            return
         if (
             state is not None
             and entry.json_sig == state.json_sig
             and entry.cast_sig == state.cast_sig
             and entry.record.status == state.status
         ):
-            report.unchanged += 1  # a live recording with nothing new
-            continue
-        pending.append(entry)
-        if len(pending) >= BATCH:
-            _store(engine, pending, report)
-            pending = []
-            if progress:
-                progress(report)
-    if pending:
-        _store(engine, pending, report)
+            self.report.unchanged += 1  # a live recording with nothing new
+            return
+        self.pending.append(entry)
+        if len(self.pending) >= BATCH:
+            self.flush()
+
+    def folder_done(self, path: str, mtime_ns: int | None) -> None:
+        """A folder whose records are all considered; remembered unless it changed too recently
+        to tell a later change from this one (timestamps are coarser than a nanosecond)."""
+        if mtime_ns is not None and time.time_ns() - mtime_ns > RACY_NS:
+            self.folders[folder_key(path)] = mtime_ns
+
+    def flush(self) -> None:
+        if self.pending:
+            _store(self.engine, self.pending, self.report)
+            self.pending = []
+
+    def finish(self) -> None:
+        self.flush()
+        if self.folders and not self.dry_run:
+            paths = list(self.folders)
+            with writing(self.engine) as connection:
+                for part in _chunks(paths):
+                    connection.execute(sa.delete(spool_dirs).where(spool_dirs.c.path.in_(part)))
+                rows = [{"path": p, "mtime_ns": m} for p, m in self.folders.items()]
+                connection.execute(sa.insert(spool_dirs), rows)
+
+
+def sync(engine: sa.Engine, spools: str | list[str], progress: ProgressFn | None = None) -> Report:
+    """Bring the index up to date with every record file in ``spools``.
+
+    New and changed records are (re)indexed, records still ``recording`` are checked for a
+    live recorder every time, and rows whose record file is gone are removed. ``progress``
+    is called after each day folder with (folders done, folders in all, report so far).
+    """
+    started = time.monotonic()
+    report = Report()
+    ensure_schema(engine)
+    known = known_sessions(engine)
+    seen: set[str] = set()
+    updater = _Updater(engine, report)
+    folders = _day_folders([spools] if isinstance(spools, str) else spools)
+    for number, (day, owner) in enumerate(folders, 1):
+        mtime = _dir_mtime(day)
+        for path in record_files_in(day):
+            session_id = os.path.basename(path)[: -len(".json")]
+            seen.add(session_id)
+            updater.consider(path, known.get(session_id), owner)
+        updater.folder_done(day, mtime)
+        if progress:
+            progress(number, len(folders), report)
+    updater.finish()
     report.removed = _remove_missing(engine, known, seen)
     if report.indexed or report.removed:
         refresh_statistics(engine)
     report.seconds = time.monotonic() - started
     return report
+
+
+def freshen(engine: sa.Engine, spools: list[str], dry_run: bool = False) -> Report:
+    """The cheap catch-up before ``ls``/``search``: only day folders whose mtime moved since
+    they were indexed, plus sessions the index still has as ``recording``, are looked at.
+
+    With ``dry_run`` nothing is written: the report counts what is not indexed yet (for a
+    caller who may read the index but not write it).
+    """
+    started = time.monotonic()
+    report = Report()
+    with engine.connect() as connection:
+        stored = dict(connection.execute(sa.select(spool_dirs.c.path, spool_dirs.c.mtime_ns)).tuples().all())
+    changed: list[tuple[str, int | None, int | None]] = []
+    for day, owner in _day_folders(spools):
+        mtime = _dir_mtime(day)
+        if mtime is not None and stored.get(folder_key(day)) != mtime:
+            changed.append((day, mtime, owner))
+    updater = _Updater(engine, report, dry_run, live_text=False)
+    live = known_sessions(engine, status="recording")
+    live_paths = {k.json_path for k in live.values()}
+    for day, mtime, owner in changed:
+        paths = record_files_in(day)
+        known = known_sessions(engine, [os.path.basename(p)[: -len(".json")] for p in paths])
+        for path in paths:
+            if os.path.abspath(path) not in live_paths:
+                updater.consider(path, known.get(os.path.basename(path)[: -len(".json")]), owner)
+        if not dry_run:
+            report.removed += _remove_missing_in(engine, day, {os.path.abspath(p) for p in paths})
+        updater.folder_done(day, mtime)
+    for state in live.values():
+        if os.path.exists(state.json_path):
+            updater.consider(state.json_path, state, owner_of(_spool_of(state.json_path)))
+    updater.finish()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _spool_of(json_path: str) -> str:
+    """The spool a record file is in: four folders up (recordings/YYYY/MM/DD/<id>.json)."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(json_path)))))
+
+
+def _remove_missing_in(engine: sa.Engine, day: str, present: set[str]) -> int:
+    """Drop the rows of records that were in folder ``day`` and are gone from it."""
+    prefix = os.path.abspath(day) + os.sep
+    query = sa.select(index_state.c.session_id, index_state.c.json_path).where(
+        index_state.c.json_path >= prefix, index_state.c.json_path < prefix[:-1] + chr(ord(os.sep) + 1)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    gone = [i for i, path in rows if path not in present and not os.path.exists(path)]
+    if gone:
+        with writing(engine) as connection:
+            delete_sessions(connection, gone)
+    return len(gone)
 
 
 def refresh_statistics(engine: sa.Engine) -> None:
@@ -288,12 +433,12 @@ def drop_all(engine: sa.Engine) -> None:
     with writing(engine) as connection:
         sqlite = connection.dialect.name == "sqlite"
         names = ["screen_fts", "command_fts"] if sqlite else []
-        names += ["screen_text", "index_state", "sessions", "alembic_version"]
+        names += ["screen_text", "index_state", "spool_dirs", "sessions", "alembic_version"]
         for name in names:
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {name}" + ("" if sqlite else " CASCADE"))
 
 
-def rebuild(engine: sa.Engine, home: str, progress: Callable[[Report], None] | None = None) -> Report:
+def rebuild(engine: sa.Engine, spools: str | list[str], progress: ProgressFn | None = None) -> Report:
     """Drop the index and recreate every row from the files alone.
 
     Rows come back batch by batch, so until it finishes a concurrent ``ls`` sees part of
@@ -307,4 +452,4 @@ def rebuild(engine: sa.Engine, home: str, progress: Callable[[Report], None] | N
         finally:
             raw.close()
     upgrade(engine, "head")
-    return sync(engine, home, progress)
+    return sync(engine, spools, progress)

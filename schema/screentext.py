@@ -28,6 +28,14 @@ from dataclasses import dataclass, field
 CHUNK_CHARS = 64 * 1024
 MARK_STEP_MS = 100
 CARRY_LIMIT = 64 * 1024  # an unterminated OSC/DCS longer than this is dropped, not carried
+# What one session may put in the search index. Binary output (a transfer, `cat` of an
+# image) is left out; so is a flood past its first FLOOD_CHARS (output with no pause of
+# FLOOD_GAP_MS: `cat` of a big log), and everything past SESSION_CHARS.
+BINARY_SAMPLE = 2048  # characters of each event looked at to tell binary from text
+BINARY_PER_MILLE = 100  # replacement or odd control characters per 1000 that make it binary
+FLOOD_GAP_MS = 1000
+FLOOD_CHARS = 256 * 1024
+SESSION_CHARS = 16 * 1024 * 1024
 
 # One complete escape sequence (7-bit and the 8-bit C1 CSI/OSC forms).
 _SEQUENCE = re.compile(
@@ -45,6 +53,7 @@ _INCOMPLETE = re.compile(
     r"|(?:\x1b[PX^_]|[\x90\x98\x9e\x9f])[^\x1b\x9c]*\x1b?|\x1b[ -/]+)\Z"
 )
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_ODD_CONTROLS = re.compile(r"[\x00-\x06\x0e-\x1a\x1c-\x1f\x7f\ufffd]")  # not in text a terminal shows
 _NEWLINE_MOVES = frozenset("HfdEFAB")  # cursor moves that start a new piece of text
 _SPACE_MOVES = frozenset("CG`I")  # cursor moves along the line
 _WORD = re.compile(r"[^\W_]+")
@@ -129,16 +138,45 @@ class ScreenTextBuilder:
         self._pending: list[str] = []
         self._pending_ms = 0
         self.chars = 0
+        self.dropped_binary = 0  # characters of output left out as binary
+        self.truncated = 0  # characters left out by the flood and session caps
+        self._last_event_ms = -(1 << 62)
+        self._flood_chars = 0
+        self._accepted = 0  # output characters taken in (before escape sequences are removed)
 
     def add(self, time: float, data: str) -> None:
         """One output event. Events less than MARK_STEP_MS after the first of a burst would
         get no mark of their own, so a burst is stripped in one piece (far fewer calls)."""
         millis = int(time * 1000)
+        if millis - self._last_event_ms >= FLOOD_GAP_MS:
+            self._flood_chars = 0
+        self._last_event_ms = millis
+        if looks_binary(data):
+            self.dropped_binary += len(data)
+            return
+        room = min(FLOOD_CHARS - self._flood_chars, SESSION_CHARS - self._accepted)
+        if room <= 0:
+            self.truncated += len(data)
+            return
+        if len(data) > room:
+            self.truncated += len(data) - room
+            data = data[:room]
+        self._flood_chars += len(data)
+        self._accepted += len(data)
         if self._pending and millis - self._pending_ms < MARK_STEP_MS:
             self._pending.append(data)
             return
         self._flush_pending()
         self._pending, self._pending_ms = [data], millis
+
+    def describe_dropped(self) -> str:
+        """The note an indexed record gets when part of its output is not searchable."""
+        parts = []
+        if self.dropped_binary:
+            parts.append(f"{_size(self.dropped_binary)} of binary output")
+        if self.truncated:
+            parts.append(f"{_size(self.truncated)} of bulk output past the search limits")
+        return f"screen text: {' and '.join(parts)} not indexed for search (the recording has it all)"
 
     def _flush_pending(self) -> None:
         if self._pending:
@@ -181,6 +219,18 @@ class ScreenTextBuilder:
         self._stripper.flush()
         self._close_chunk()
         return self.chunks
+
+
+def looks_binary(data: str) -> bool:
+    """Whether output is mostly not text: many U+FFFD (bytes that were not UTF-8) or control
+    characters no terminal program prints. A sample of the start decides, cheaply."""
+    sample = data[:BINARY_SAMPLE]
+    odd = len(_ODD_CONTROLS.findall(sample))
+    return odd * 1000 > len(sample) * BINARY_PER_MILLE
+
+
+def _size(chars: int) -> str:
+    return f"{chars / 1e6:.1f} MB" if chars >= 100_000 else f"{chars / 1e3:.1f} KB"
 
 
 def screen_text(events: Iterable[tuple[float, str]]) -> list[Chunk]:

@@ -12,18 +12,42 @@ class ConfigError(Exception):
     """The configuration file cannot be used; the message names the file and the fix."""
 
 
-class Settings:
-    """Resolved settings (a plain class: this module is on the login path)."""
+# What sshd reads when sshd_config has no AuthorizedKeysFile (sshd_config(5)).
+DEFAULT_AUTHORIZED_KEYS = ".ssh/authorized_keys .ssh/authorized_keys2"
+KNOWN = ("home", "db", "on_failure", "format", "record_input", "authorized_keys_file")
 
-    __slots__ = ("home", "db_url", "on_failure", "format", "record_input")
+
+class Settings:
+    """Resolved settings (a plain class: this module is on the login path).
+
+    ``home`` is SSHREC_HOME; ``spool`` is where this caller's own recordings go: ``home``
+    itself, or on a shared spool (see :mod:`.spool`) the caller's folder in it, unless the
+    caller owns ``home`` (``admin``: root, or whoever made the spool), who reads it all.
+    """
+
+    __slots__ = ("home", "db_url", "on_failure", "format", "record_input", "spool", "shared",
+                 "admin", "authorized_keys_file")
 
     def __init__(self, home: str, db_url: str, on_failure: str = "allow", format: str = "v2",
-                 record_input: bool = False) -> None:
+                 record_input: bool = False, spool: str | None = None, shared: bool = False,
+                 admin: bool = True, authorized_keys_file: str = DEFAULT_AUTHORIZED_KEYS) -> None:
         self.home = home
         self.db_url = db_url
         self.on_failure = on_failure
         self.format = format
         self.record_input = record_input
+        self.spool = spool or home
+        self.shared = shared
+        self.admin = admin
+        self.authorized_keys_file = authorized_keys_file
+
+    def read_spools(self) -> list[str]:
+        """The spools this caller reads and indexes: all of them for the admin of a shared one."""
+        if self.shared and self.admin:
+            from .spool import spools_under
+
+            return spools_under(self.home)
+        return [self.spool]
 
 
 def default_home() -> str:
@@ -33,7 +57,7 @@ def default_home() -> str:
     return os.path.join(data, "sshrec")
 
 
-def _read_config(path: str, required: bool) -> dict[str, object]:
+def read_config(path: str, required: bool) -> dict[str, object]:
     if not required and not os.path.exists(path):
         return {}  # the common case, and tomllib costs milliseconds on every login
     import tomllib
@@ -51,35 +75,72 @@ def _read_config(path: str, required: bool) -> dict[str, object]:
         return {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    known = {"home", "db", "on_failure", "format", "record_input"}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - set(KNOWN))
     if unknown:
-        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {sorted(known)}")
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(KNOWN)}")
     return data
+
+
+def _caller_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _owns(home: str, uid: int) -> bool:
+    """Whether ``uid`` administers the spool at ``home`` (root does; so does its owner)."""
+    if uid == 0:
+        return True
+    try:
+        return os.stat(home).st_uid == uid
+    except OSError:
+        return True  # not made yet: it will be the caller's own
+
+
+def _choice(config: dict[str, object], name: str, allowed: tuple[str, ...], where: str) -> str:
+    """A setting with a few allowed values, the first being the default."""
+    value = config.get(name, allowed[0])
+    if value not in allowed:
+        raise ConfigError(f"{where}: {name} must be {' or '.join(map(repr, allowed))}, not {value!r}")
+    return str(value)
 
 
 def load_settings(home: str | None = None, db_url: str | None = None) -> Settings:
     """Resolve settings; explicit arguments (from the command line) win."""
     config_path = os.environ.get("SSHREC_CONFIG")
-    config = _read_config(config_path or DEFAULT_CONFIG, required=bool(config_path))
+    config = read_config(config_path or DEFAULT_CONFIG, required=bool(config_path))
     home = home or os.environ.get("SSHREC_HOME") or str(config.get("home") or "") or default_home()
     home = os.path.abspath(home)
+    uid = os.geteuid()
+    shared = os.path.isdir(os.path.join(home, "users"))
+    admin = _owns(home, uid)
+    spool = home if admin or not shared else os.path.join(home, "users", _caller_name(uid))
+    # On a shared spool the configured index is the owner's: users get one of their own.
+    configured = str(config.get("db") or "") if admin or not shared else ""
     db_url = (
         db_url
         or os.environ.get("SSHREC_DB")
-        or str(config.get("db") or "")
-        or "sqlite:///" + os.path.join(home, "index.db")
+        or configured
+        or "sqlite:///" + os.path.join(spool, "index.db")
     )
-    on_failure = str(config.get("on_failure", "allow"))
-    if on_failure not in ("allow", "deny"):
-        raise ConfigError(f"on_failure must be 'allow' or 'deny', not {on_failure!r}")
-    fmt = str(config.get("format", "v2"))
-    if fmt not in ("v2", "v3"):
-        raise ConfigError(f"format must be 'v2' or 'v3', not {fmt!r}")
+    where = config_path or DEFAULT_CONFIG
+    on_failure = _choice(config, "on_failure", ("allow", "deny"), where)
+    fmt = _choice(config, "format", ("v2", "v3"), where)
+    keys_file = config.get("authorized_keys_file", DEFAULT_AUTHORIZED_KEYS)
+    if not isinstance(keys_file, str) or not keys_file.split():
+        raise ConfigError(f"{where}: authorized_keys_file must be a string of paths as in "
+                          f"sshd_config's AuthorizedKeysFile, e.g. {DEFAULT_AUTHORIZED_KEYS!r}")
     return Settings(
         home=home,
         db_url=db_url,
         on_failure=on_failure,
         format=fmt,
         record_input=bool(config.get("record_input", False)),
+        spool=spool,
+        shared=shared,
+        admin=admin,
+        authorized_keys_file=keys_file,
     )

@@ -5,7 +5,7 @@ record by name. A few columns exist only for the index and are never shown as re
 ``pk`` (integer key that SQLite full-text tables refer to), ``command_text`` (the text that
 ``--command`` searches). The tables are SQLAlchemy Core ``Table`` objects because
 ``sshrec ls`` runs them on every call and ``sqlalchemy.orm`` would add a fifth to its start-up
-time; :mod:`sshrec.schema.models` maps declarative ORM classes onto these same tables.
+time.
 
 Alembic migrations (``migrations/versions``) create these tables; they are written out in
 full there, so a later change here never rewrites history. ``SCHEMA_REVISION`` is the head
@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -151,6 +151,14 @@ index_state = sa.Table(
     sa.Column("json_sig", sa.Text, nullable=False),
     sa.Column("json_mtime_ns", sa.BigInteger, nullable=False),
     sa.Column("cast_sig", sa.Text, nullable=False),
+)
+
+# Day folders of the spool (recordings/YYYY/MM/DD) with their mtime when last indexed.
+spool_dirs = sa.Table(
+    "spool_dirs",
+    metadata,
+    sa.Column("path", key_text(), primary_key=True),
+    sa.Column("mtime_ns", sa.BigInteger, nullable=False),
 )
 
 # Columns that are session record fields, in record order.

@@ -11,8 +11,8 @@ import sys
 
 # name -> (module under sshrec.commands, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "setup": ("setup", "root: prepare a spool that records every user of this host"),
     "serve": ("serve", "one-shot audited SSH server for a single session"),
-    "collector": ("collector", "daemon that owns the spool and receives recordings"),
     "ls": ("ls", "list recorded sessions"),
     "search": ("search", "find sessions by text that appeared on screen"),
     "play": ("play", "replay a session in this terminal"),
@@ -21,8 +21,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "write sessions as asciicast files with a manifest"),
     "verify": ("verify", "check recordings or an export against their digests"),
     "index": ("index", "bring the SQL index up to date with the spool"),
-    "tui": ("tui", "search and replay sessions in a terminal app"),
 }
+# Options every subcommand takes, accepted before its name too: sshrec --home DIR ls
+COMMON_OPTIONS = ("--home", "--db")
 
 USAGE = """\
 usage: sshrec [OPTIONS] [-- COMMAND [ARG...]]   record a session (see: sshrec --help)
@@ -38,18 +39,28 @@ def usage() -> str:
     return USAGE.format(table=table)
 
 
+def split_common(args: list[str]) -> tuple[list[str], list[str]]:
+    """Leading common options, and the rest: ``--home D --db U ls -x`` -> (those four, [ls, -x])."""
+    i = 0
+    while i < len(args):
+        name = args[i].partition("=")[0]
+        if name not in COMMON_OPTIONS:
+            break
+        i += 1 if "=" in args[i] else 2
+    return args[:i], args[i:]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] in COMMANDS:
-        module_name, _ = COMMANDS[args[0]]
-        try:
-            module = importlib.import_module(f"sshrec.commands.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"sshrec.commands.{module_name}":
-                raise
-            print(f"sshrec: '{args[0]}' is not available in this version", file=sys.stderr)
-            return 2
-        return int(module.main(args[1:]) or 0)
+    common, rest = split_common(args)
+    if rest and rest[0] in COMMANDS:
+        module_name, _ = COMMANDS[rest[0]]
+        module = importlib.import_module(f"sshrec.commands.{module_name}")
+        return int(module.main([*common, *rest[1:]]) or 0)
+    if rest and not rest[0].startswith("-") and rest[0] != "help":
+        print(f"sshrec: {rest[0]!r} is not a subcommand (see: sshrec help); "
+              f"to record a command, put it after --: sshrec -- {rest[0]} ...", file=sys.stderr)
+        return 2
     if args and args[0] == "help":
         print(usage(), end="")
         return 0
@@ -60,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     # teardown (module cleanup, GC), a few ms on every logout.
     sys.stdout.flush()
     sys.stderr.flush()
+    if status < 0:
+        from sshrec.recorder.session import die_by
+
+        die_by(-status)
     os._exit(status)
 
 

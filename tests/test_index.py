@@ -304,7 +304,7 @@ def test_older_view_never_replaces_newer(db_url: str, home: str) -> None:
     try:
         index.add_records(engine, [record_path(home, record.id)])
         with writing(engine) as connection:
-            assert index.write_entries(connection, [stale]) == (0, 0, 1)
+            assert index.write_entries(connection, [stale]) == ([], 0, 1)
     finally:
         engine.dispose()
     assert rows(db_url, "SELECT status FROM sessions") == [("complete",)]

@@ -18,10 +18,10 @@ from recorder_helpers import SSHREC, cast_events, cast_output, only_record, reco
 from sshrec.schema.asciicast import open_cast
 
 
-def run(home: Path, *args: str, stdin: bytes = b"", timeout: float = 60, **env: str
-        ) -> subprocess.CompletedProcess[bytes]:
+def run(home: Path, *args: str, stdin: bytes = b"", timeout: float = 60, cwd: Path | None = None,
+        **env: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([SSHREC, "--no-index", *args], input=stdin, capture_output=True,
-                          env=record_env(home, **env), timeout=timeout, check=False)
+                          env=record_env(home, **env), timeout=timeout, check=False, cwd=cwd)
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
@@ -82,11 +82,16 @@ def test_stdout_stderr_and_exit_status_stay_apart(tmp_path: Path) -> None:
     assert cast_output(record["path"]) in ("out\nerr\n", "err\nout\n")
 
 
-def test_death_by_signal_is_128_plus_n(tmp_path: Path) -> None:
-    result = run(tmp_path, "--", "sh", "-c", "kill -TERM $$")
-    assert result.returncode == 128 + signal.SIGTERM
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGSEGV, signal.SIGUSR1])
+def test_death_by_signal_ends_the_recorder_by_that_signal(tmp_path: Path, signum: int) -> None:
+    """sshd reports exit-signal for a command killed by a signal: the recorder dies of the same
+    one (without a core file) so the client sees what it would without it; the record keeps
+    both the shell's 128+N and the name."""
+    result = run(tmp_path, "--", "sh", "-c", f"kill -{signum} $$", cwd=tmp_path)
+    assert result.returncode == -signum
+    assert not list(tmp_path.glob("core*"))
     record = only_record(tmp_path)
-    assert (record["exit_status"], record["exit_signal"]) == (143, "SIGTERM")
+    assert (record["exit_status"], record["exit_signal"]) == (128 + signum, signal.Signals(signum).name)
 
 
 def test_original_command_runs_through_the_users_shell(tmp_path: Path) -> None:
@@ -263,7 +268,7 @@ def test_client_gone_epipe_ends_the_child(tmp_path: Path) -> None:
     try:
         assert proc.stdout.readline().startswith(b"tick")
         proc.stdout.close()  # the client vanishes: the recorder's next write gets EPIPE
-        assert proc.wait(timeout=15) == 128 + signal.SIGHUP
+        assert proc.wait(timeout=15) == -signal.SIGHUP
         wait_for(lambda: not pids_with_arg(marker), what="the child to be gone")
     finally:
         proc.kill()
@@ -356,7 +361,7 @@ def test_hangup_during_start_up_still_closes_the_record(tmp_path: Path) -> None:
                               preexec_fn=hangup_pending, check=False)
     finally:
         kill_all(marker)
-    assert proc.returncode == 128 + signal.SIGHUP
+    assert proc.returncode == -signal.SIGHUP
     record = only_record(tmp_path)
     assert record["status"] == "complete"
     assert any("received SIGHUP" in note for note in record["notes"])

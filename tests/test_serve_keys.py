@@ -12,14 +12,12 @@ from sshrec.recorder.serve.loader import load_asyncssh
 from test_serve_e2e import ServeFactory, client_key, other_key, serve, show  # noqa: F401
 
 load_asyncssh()
+from sshrec.recorder.authkeys import address_matches, parse_expiry, split_options  # noqa: E402
 from sshrec.recorder.serve.authorized_keys import (  # noqa: E402
     AuthorizedKeysError,
-    address_matches,
     auth_info_line,
     load_authorized_keys,
     parse_authorized_keys,
-    parse_expiry,
-    split_options,
 )
 
 ED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHt0rz/3cJ/jD/VmQqK76i6ik98QIouZv08kyQ3vEcfn"

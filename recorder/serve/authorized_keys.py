@@ -20,9 +20,6 @@ Options (sshd(8) "AUTHORIZED_KEYS FILE FORMAT"), case-insensitive as in OpenSSH:
 
 from __future__ import annotations
 
-import calendar
-import fnmatch
-import ipaddress
 import os
 import sys
 import time
@@ -30,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from asyncssh import KeyImportError, SSHKey, import_public_key
+
+from ..authkeys import address_matches, check_host_pattern, parse_expiry, split_options
 
 FLAGS_WITHOUT_EFFECT = {
     "no-port-forwarding", "port-forwarding", "no-agent-forwarding", "agent-forwarding",
@@ -207,94 +206,6 @@ def apply_option(entry: KeyEntry, name: str, value: str | None) -> None:
         entry.expires = expires if entry.expires is None else min(entry.expires, expires)
     elif lowered not in VALUES_WITHOUT_EFFECT:
         raise ValueError(f"unknown option {name!r}")
-
-
-def split_options(line: str) -> tuple[list[tuple[str, str | None]], str]:
-    """OpenSSH's option syntax: comma-separated, values in double quotes where ``\\"`` is a quote.
-
-    Returns the options and the rest of the line (the key).
-    """
-    options: list[tuple[str, str | None]] = []
-    i = 0
-    while True:
-        start = i
-        while i < len(line) and line[i] not in "=, \t":
-            i += 1
-        name = line[start:i]
-        if not name:
-            raise ValueError(f"empty option name at column {i + 1}")
-        value: str | None = None
-        if i < len(line) and line[i] == "=":
-            i += 1
-            if i >= len(line) or line[i] != '"':
-                raise ValueError(f"option {name!r}: value must be in double quotes")
-            i += 1
-            chars = []
-            while True:
-                if i >= len(line):
-                    raise ValueError(f"option {name!r}: missing closing quote")
-                if line.startswith('\\"', i):
-                    chars.append('"')
-                    i += 2
-                    continue
-                if line[i] == '"':
-                    i += 1
-                    break
-                chars.append(line[i])
-                i += 1
-            value = "".join(chars)
-        options.append((name, value))
-        if i >= len(line) or line[i] in " \t":
-            return options, line[i:].strip()
-        if line[i] != ",":
-            raise ValueError(f"unexpected {line[i]!r} after option {name!r}")
-        i += 1
-
-
-def parse_expiry(value: str) -> float:
-    """``YYYYMMDD[HHMM[SS]]``, local time, or UTC with a trailing ``Z`` (as sshd reads it)."""
-    utc = value.endswith(("Z", "z"))
-    digits = value[:-1] if utc else value
-    if not digits.isdigit() or len(digits) not in (8, 12, 14):
-        raise ValueError(f"expiry-time=\"{value}\" is not YYYYMMDD[HHMM[SS]][Z]")
-    digits = digits.ljust(14, "0")
-    try:
-        parsed = time.strptime(digits, "%Y%m%d%H%M%S")
-    except ValueError:
-        raise ValueError(f"expiry-time=\"{value}\" is not a valid date") from None
-    return float(calendar.timegm(parsed) if utc else time.mktime(parsed))
-
-
-def check_host_pattern(pattern: str) -> None:
-    body = pattern[1:] if pattern.startswith("!") else pattern
-    if not body:
-        raise ValueError("empty pattern in from=")
-    if "/" in body:
-        try:
-            ipaddress.ip_network(body, strict=False)
-        except ValueError:
-            raise ValueError(f"from= pattern {pattern!r} is not a valid address/masklen") from None
-
-
-def address_matches(addr: str, patterns: str) -> bool:
-    """sshd's from= with UseDNS no: the client address against wildcards and CIDR blocks; ``!`` negates.
-
-    The address is the only thing matched (no reverse DNS, so a host-name pattern never
-    matches, exactly like sshd without UseDNS).
-    """
-    ip = ipaddress.ip_address(addr)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    text = str(ip)
-    matched = False
-    for pattern in patterns.split(","):
-        negate = pattern.startswith("!")
-        body = pattern[1:] if negate else pattern
-        hit = ip in ipaddress.ip_network(body, strict=False) if "/" in body else fnmatch.fnmatchcase(text, body)
-        if hit and negate:
-            return False
-        matched = matched or hit
-    return matched
 
 
 def auth_info_line(entry: KeyEntry) -> str:

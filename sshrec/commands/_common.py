@@ -85,10 +85,51 @@ def settings_from(args: argparse.Namespace) -> Any:
         raise CommandError(str(exc)) from None
 
 
+def caller_name() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def only_own_sessions(filters: Any, settings: Any) -> None:
+    """On a shared spool a user reads their own sessions only: asking for another user's is
+    refused outright rather than answered with an empty list."""
+    if not settings.shared or settings.admin:
+        return
+    me = caller_name()
+    if filters.user and filters.user != me:
+        raise CommandError(f"not permitted: as {me} you can see only your own sessions, not those of "
+                           f"{visible(filters.user)}; other users' recordings are readable by root only")
+    filters.user = me
+
+
+def catch_up(settings: Any, engine: Any) -> None:
+    """Index what finished since the last run before answering (cheap: one stat per day
+    folder); when the index is not ours to write, say how much it is missing."""
+    import sqlalchemy as sa
+
+    from sshrec.schema.index import freshen
+
+    spools = settings.read_spools()
+    try:
+        freshen(engine, spools)
+        return
+    except sa.exc.DBAPIError:
+        report = freshen(engine, spools, dry_run=True)
+    missing = report.new + report.changed
+    if missing:
+        print(f"note: {missing} recording(s) in the spool are not in this index yet "
+              "(the index is read-only here; its owner runs: sshrec index)", file=sys.stderr)
+
+
 @contextmanager
-def index_from(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
-    """(settings, engine) with the schema at head; errors become CommandError. The engine's
-    connections are closed at the end (tests and long-lived callers run many commands)."""
+def index_from(args: argparse.Namespace, fresh: bool = False) -> Iterator[tuple[Any, Any]]:
+    """(settings, engine) with the schema at head, brought up to date with the spool first when
+    ``fresh``; errors become CommandError. The engine's connections are closed at the end
+    (tests and long-lived callers run many commands)."""
     from sshrec.schema.db import IndexUnusable, open_index
 
     settings = settings_from(args)
@@ -97,6 +138,8 @@ def index_from(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
     except IndexUnusable as exc:
         raise CommandError(str(exc)) from None
     try:
+        if fresh:
+            catch_up(settings, engine)
         yield settings, engine
     finally:
         engine.dispose()

@@ -24,10 +24,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     try:
-        home = load_settings(home=args.home).home
+        settings = load_settings(home=args.home)
         out = sys.stdout.buffer
         for target in args.target:
-            handle, reader = open_cast(locate_cast(target, home))
+            handle, reader = open_cast(locate_cast(target, settings))
             with handle:
                 for event in reader.events():
                     if event.code == "o":

@@ -69,7 +69,7 @@ def sources_from_query(args: argparse.Namespace) -> tuple[list[object], dict[str
     from sshrec.schema.db import reading
     from sshrec.schema.record import iso_utc
 
-    from ._common import filters_from, index_from
+    from ._common import filters_from, index_from, only_own_sessions
 
     words = parse_query(args.query)
     try:
@@ -82,14 +82,15 @@ def sources_from_query(args: argparse.Namespace) -> tuple[list[object], dict[str
     import time
 
     ran_at = iso_utc(time.time())
-    with index_from(namespace) as (settings, engine), reading(engine) as connection:
+    with index_from(namespace, fresh=True) as (settings, engine), reading(engine) as connection:
+        only_own_sessions(filters, settings)
         page = list_sessions(connection, filters)
     sources = []
     for row in reversed(page.items):  # oldest first, as a case file reads
         path = str(row.get("path") or "")
         if not path or not os.path.exists(path):
-            path = spool.cast_path(settings.home, str(row["id"]))
-        if not os.path.exists(path):
+            path = spool.find_session_files(settings.read_spools(), str(row["id"])) or path
+        if not path or not os.path.exists(path):
             raise CommandError(f"session {row['id']} is in the index but its recording {path} is missing; "
                                "run: sshrec index --rebuild")
         record = record_for(path)
@@ -105,13 +106,13 @@ def sources_from_targets(targets: list[str], home_arg: str | None) -> list[objec
     from sshrec.schema.settings import ConfigError, load_settings
 
     try:
-        home = load_settings(home=home_arg).home
+        settings = load_settings(home=home_arg)
     except ConfigError as exc:
         raise CommandError(str(exc)) from None
     sources = []
     for target in targets:
         try:
-            path = locate_cast(target, home)
+            path = locate_cast(target, settings)
         except NotFound as exc:
             raise CommandError(str(exc)) from None
         sources.append(Source(record_for(path), path))

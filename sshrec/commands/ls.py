@@ -17,6 +17,7 @@ from ._common import (
     duration_text,
     filters_from,
     index_from,
+    only_own_sessions,
     parser,
     print_table,
     run,
@@ -80,7 +81,8 @@ def main(argv: list[str]) -> int:
         from sshrec.schema.db import reading
 
         filters = filters_from(args)
-        with index_from(args) as (_, engine), reading(engine) as connection:
+        with index_from(args, fresh=True) as (settings, engine), reading(engine) as connection:
+            only_own_sessions(filters, settings)
             page = list_sessions(connection, filters)
         if args.json or args.nl:
             print_records(page.items, args.json, args.nl)

@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:
         return fail(f"--at: {exc}", 2)
     try:
-        path = locate_cast(args.target, load_settings(home=args.home).home)
+        path = locate_cast(args.target, load_settings(home=args.home))
         options = PlayOptions(speed=args.speed, idle_time_limit=args.idle_time_limit, at=at,
                               follow=args.follow, raw=args.raw, use_cache=not args.no_cache)
         return play(path, options)

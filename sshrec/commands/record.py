@@ -16,15 +16,17 @@ if TYPE_CHECKING:
 EPILOG = """\
 what runs:
   with COMMAND     that argv, exec'd directly (never through a shell)
-  without COMMAND  $SSH_ORIGINAL_COMMAND via "$SHELL -c", or a login shell when it is empty
+  without COMMAND  the logged-in key's command= (from authorized_keys; sshd drops it under a
+                   ForceCommand), else $SSH_ORIGINAL_COMMAND via "$SHELL -c", else a login shell
 
 examples (sshd_config):
   ForceCommand /usr/local/bin/sshrec -- /usr/sbin/sshproxy
   ForceCommand /usr/local/bin/sshrec --on-failure deny
 
 files: $SSHREC_HOME/recordings/YYYY/MM/DD/<id>.cast (asciicast) and <id>.json (session
-record), directories 0700 and files 0600. SSHREC_HOME defaults to /var/lib/sshrec for root,
-else $XDG_DATA_HOME/sshrec; /etc/sshrec/sshrec.toml (or $SSHREC_CONFIG) sets defaults.
+record), directories 0700 and files 0600; on a spool made by 'sshrec setup', each user's
+under $SSHREC_HOME/users/NAME/. SSHREC_HOME defaults to /var/lib/sshrec for root, else
+$XDG_DATA_HOME/sshrec; /etc/sshrec/sshrec.toml (or $SSHREC_CONFIG) sets defaults.
 subcommands: sshrec help
 """
 
@@ -54,6 +56,9 @@ def parser() -> argparse.ArgumentParser:
                    help="also write every cast line to this open file descriptor (used by serve --log)")
     p.add_argument("--note", action="append", default=[], metavar="TEXT",
                    help="add a remark to the session record (repeatable)")
+    p.add_argument("--authorized-keys-file", metavar="PATHS",
+                   help="sshd's AuthorizedKeysFile (default: config, else .ssh/authorized_keys "
+                   ".ssh/authorized_keys2), to honour a key's command= that sshd drops under ForceCommand")
     p.add_argument("--no-index", action="store_true",
                    help="do not start the background indexer at the end of the session")
     p.add_argument("--version", action="version", version=f"sshrec {VERSION}")
@@ -64,14 +69,15 @@ def parser() -> argparse.ArgumentParser:
 # imports shutil and searches for gettext catalogues). Anything unusual (--help, a typo, a
 # bad value) goes to argparse, which says what is wrong.
 CHOICES = {"--format": ("v2", "v3"), "--on-failure": ("allow", "deny")}
-VALUED = {"--home", "--db", "--format", "--destination", "--on-failure", "--transcript-fd", "--note"}
+VALUED = {"--home", "--db", "--format", "--destination", "--on-failure", "--transcript-fd", "--note",
+          "--authorized-keys-file"}
 FLAGS = {"--record-input", "--no-index"}
 
 
 def parse_quickly(options: list[str]) -> SimpleNamespace | None:
     values: dict[str, object] = {"record_input": None, "no_index": False, "note": [], "home": None,
                                  "db": None, "format": None, "destination": None, "on_failure": None,
-                                 "transcript_fd": None}
+                                 "transcript_fd": None, "authorized_keys_file": None}
     words = iter(options)
     for word in words:
         name, _, inline = word.partition("=")
@@ -124,5 +130,7 @@ def main(argv: list[str]) -> int:
         db_url=args.db,
         transcript_fd=args.transcript_fd,
         notes=args.note,
+        personal=settings.shared and not settings.admin,
+        authorized_keys_file=args.authorized_keys_file or settings.authorized_keys_file,
     )
     return record_session(opts)

@@ -16,6 +16,7 @@ from ._common import (
     command_text,
     filters_from,
     index_from,
+    only_own_sessions,
     parser,
     print_table,
     run,
@@ -69,7 +70,8 @@ def main(argv: list[str]) -> int:
         except QueryError as exc:
             raise CommandError(str(exc), 2) from None
         filters = filters_from(args)
-        with index_from(args) as (_, engine), reading(engine) as connection:
+        with index_from(args, fresh=True) as (settings, engine), reading(engine) as connection:
+            only_own_sessions(filters, settings)
             page = search_sessions(connection, query, filters)
         if args.json or args.nl:
             print_records(page.items, args.json, args.nl)

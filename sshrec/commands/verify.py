@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
     for target in args.targets:
         try:
             if not os.path.exists(target) and is_session_id(target):
-                target = locate_cast(target, load_settings(home=args.home).home)
+                target = locate_cast(target, load_settings(home=args.home))
             findings = verify_path(target)
         except (NotFound, ConfigError) as exc:
             findings = [Finding(False, target, str(exc))]
