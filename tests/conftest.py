@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+import staging
 from sshd_harness import (
+    SECOND_TEST_USER,
     ClientKey,
     SshdFactory,
     TestUser,
     ensure_test_user,
     make_client_key,
     openssh_missing,
+    sshrec_executable,
 )
 
 _SSHD_FACTORIES = pytest.StashKey[SshdFactory]()
@@ -32,6 +37,32 @@ def ssh_test_user() -> TestUser:
     if reason:
         pytest.skip(reason)
     return ensure_test_user()
+
+
+@pytest.fixture(scope="session")
+def second_test_user(ssh_test_user: TestUser) -> TestUser:
+    """Another account on the same host (privileged mode only: an unprivileged sshd can log in
+    only the user running it)."""
+    if not ssh_test_user.privileged:
+        pytest.skip("a second login user needs a privileged sshd (run the tests as root)")
+    return ensure_test_user(SECOND_TEST_USER)
+
+
+@pytest.fixture(scope="session")
+def session_sshrec(ssh_test_user: TestUser) -> Iterator[Path]:
+    """The sshrec that sessions run: this venv's, or, when the test users cannot reach it (a
+    clone in a private folder), a copy staged where they can, removed at the end."""
+    executable = sshrec_executable()
+    if staging.runnable_by(ssh_test_user, executable):
+        yield executable
+        return
+    stage = Path(tempfile.mkdtemp(prefix="sshrec-stage-"))
+    try:
+        staged = staging.stage(stage)
+        assert staging.runnable_by(ssh_test_user, staged), f"{ssh_test_user.name} cannot run {staged}"
+        yield staged
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ Two ways to run, chosen by who runs the tests:
   then only log in that same user. Everything else is the same.
 
 Each :class:`Sshd` gets its own directory (config, fresh ed25519 host key, authorized_keys,
-log at LogLevel DEBUG3, a spool exported to sessions as ``SSHREC_HOME``, a scratch directory
+log at LogLevel DEBUG3, a spool exported to sessions as ``SSHREC_HOME`` and an sshrec config
+as ``SSHREC_CONFIG`` (naming the key file, as ``sshrec setup`` would), a scratch directory
 the test user can write), listens on a free port, and is ready when its log says "Server
 listening on". ``stop()`` ends the daemon *and every process its sessions left behind*: the
 daemon's environment and (through ``SetEnv``) every session's environment carry a unique tag,
@@ -48,6 +49,7 @@ from typing import IO, TypeVar
 from ptydriver import PtyProcess
 
 TEST_USER = "sshrec-test"
+SECOND_TEST_USER = "sshrec-test2"  # for what two users on one host must not see of each other
 HOST = "127.0.0.1"
 DAEMON_TAG_VAR = "SSHREC_E2E_DAEMON"
 SESSION_TAG_VAR = "SSHREC_E2E_SESSION"
@@ -520,6 +522,7 @@ class Sshd:
         authorized_keys: Sequence[str] | None = None,
         keep_workdir: bool = False,
         startup_timeout: float = 15.0,
+        other_users: Sequence[TestUser] = (),
     ) -> Sshd:
         """Start sshd -D -e with a fresh directory, host key and port.
 
@@ -528,6 +531,7 @@ class Sshd:
         ``options``: sshd_config keywords overriding the defaults (None drops a default).
         ``extra_config``: raw lines appended at the end (e.g. Match blocks).
         ``authorized_keys``: lines for the AuthorizedKeysFile (default: the client key).
+        ``other_users``: more accounts allowed in (same key file); ``client(user=...)``.
         """
         sshd_path = find_sshd()
         if sshd_path is None:
@@ -548,6 +552,7 @@ class Sshd:
                 authorized_keys=authorized_keys,
                 keep_workdir=keep_workdir,
                 startup_timeout=startup_timeout,
+                other_users=other_users,
             )
         except BaseException:
             if not keep_workdir:
@@ -569,6 +574,7 @@ class Sshd:
         authorized_keys: Sequence[str] | None,
         keep_workdir: bool,
         startup_timeout: float,
+        other_users: Sequence[TestUser],
     ) -> Sshd:
         # The test user must traverse the directory (authorized_keys is read as that user).
         workdir.chmod(0o755)
@@ -585,7 +591,12 @@ class Sshd:
             for path in (spool, scratch):
                 os.chown(path, user.uid, user.gid)
         tag = uuid.uuid4().hex
-        env_lines = {"SSHREC_HOME": str(spool), SESSION_TAG_VAR: tag, **set_env}
+        # What `sshrec setup` would write from `sshd -T`: the key file sshd reads.
+        sshrec_config = workdir / "sshrec.toml"
+        sshrec_config.write_text(f"authorized_keys_file = {json.dumps(str(auth_keys))}\n")
+        sshrec_config.chmod(0o644)
+        env_lines = {"SSHREC_HOME": str(spool), "SSHREC_CONFIG": str(sshrec_config), SESSION_TAG_VAR: tag,
+                     **set_env}
         log_path = workdir / "sshd.log"
         config_path = workdir / "sshd_config"
         sftp_server = find_sftp_server()
@@ -607,7 +618,7 @@ class Sshd:
                 "HostbasedAuthentication": "no",
                 "AuthenticationMethods": "publickey",
                 "AuthorizedKeysFile": str(auth_keys),
-                "AllowUsers": user.name,
+                "AllowUsers": " ".join([user.name, *(u.name for u in other_users)]),
                 "PermitRootLogin": "no" if user.privileged else None,
                 "ExposeAuthInfo": "yes",
                 "LogLevel": "DEBUG3",
@@ -675,10 +686,10 @@ class Sshd:
         public = self.host_key.with_suffix(".pub").read_text().split()
         self.known_hosts.write_text(f"[{HOST}]:{self.port} {public[0]} {public[1]}\n")
 
-    def client(self, key: ClientKey | None = None) -> SshClient:
+    def client(self, key: ClientKey | None = None, user: TestUser | None = None) -> SshClient:
         return SshClient(
             port=self.port,
-            user=self.user.name,
+            user=(user or self.user).name,
             key=key or self.client_key,
             known_hosts=self.known_hosts,
         )

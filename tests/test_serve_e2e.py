@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sshd_harness import (
     ClientKey,
     SshClient,
@@ -589,21 +590,25 @@ def test_session_is_indexed(serve: ServeFactory, client_key: ClientKey) -> None:
     assert result.returncode == 0, show(result)
     assert srv.wait() == 0
     record_id = str(srv.only_record()["id"])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SSHREC")}
-    env.update(SSHREC_HOME=str(srv.spool), SSHREC_CONFIG="/dev/null")
+    index_db = srv.spool / "index.db"
 
-    def listed() -> list[dict[str, object]] | None:
-        out = subprocess.run([SSHREC, "ls", "--json", "--key", client_key.fingerprint], env=env,
-                             capture_output=True, text=True, timeout=60)
-        if "not available" in out.stderr:
-            pytest.skip("sshrec ls is not in this version")
-        if out.returncode != 0:
+    def indexed() -> list[object] | None:
+        # The index itself, not `sshrec ls`: ls would index the spool on its own first.
+        if not index_db.exists():
             return None
-        rows = [r for r in json.loads(out.stdout or "[]") if r.get("id") == record_id]
-        return rows or None
+        engine = sa.create_engine(f"sqlite:///{index_db}")
+        try:
+            with engine.connect() as connection:
+                rows = connection.execute(sa.text("SELECT key_fingerprint FROM sessions WHERE id = :id"),
+                                          {"id": record_id}).all()
+        except sa.exc.OperationalError:  # not created yet, or being migrated
+            return None
+        finally:
+            engine.dispose()
+        return [row[0] for row in rows] or None
 
-    rows = wait_until(listed, 30, f"session {record_id} in sshrec ls", interval=0.2)
-    assert rows[0]["key_fingerprint"] == client_key.fingerprint
+    fingerprints = wait_until(indexed, 30, f"session {record_id} in {index_db}", interval=0.2)
+    assert fingerprints == [client_key.fingerprint]
     # The indexer is detached from serve: wait for it to finish rather than kill it mid-write.
     wait_until(lambda: not processes_with_env(TAG_VAR, srv.tag), 30, "the indexer to exit")
 

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_export import EVENTS, env_for, sshrec
+from test_export import EVENTS, sshrec
 from test_play_seekindex import make_cast, spool_session
 
 
@@ -199,4 +199,3 @@ def test_json_output(recorded: tuple[Path, str, Path]) -> None:
     assert json.loads(result.stdout) == {"ok": True, "path": str(cast), "line": None,
                                          "message": f"matches the SHA-256 in {session_id}.json "
                                                     f"({json.loads(cast.with_suffix('.json').read_text())['sha256'][:16]}…)"}
-    assert env_for(home)  # the helper is shared with the export tests
