@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_HOME ?= $(if $(SSHREC_HOME),$(SSHREC_HOME),$(shell $(PYTHON) -c 'import os;print("/var/lib/sshrec" if os.geteuid()==0 else os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"),"sshrec"))'))
 
-.PHONY: demo test install system-deps lint bench clean
+.PHONY: demo test install system-deps services lint bench clean
 
 $(BIN)/sshrec: pyproject.toml setup.py schema/_fastcast.c
 	$(PYTHON) -m venv $(VENV)
@@ -27,20 +27,30 @@ demo: install
 	@$(BIN)/sshrec index --quiet && $(BIN)/sshrec ls --limit 5
 	@echo "== replay it with: $(BIN)/sshrec play $$(cat .demo-session-id)"
 
-# OpenSSH server and client for the end-to-end tests (root only; others must have them).
+# OpenSSH server and client for the end-to-end tests, tmux for the terminal UI tests (root
+# only; others must have them).
 system-deps:
-	@if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v script >/dev/null; then \
+	@if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v script >/dev/null \
+	    || ! command -v tmux >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server openssh-client bsdutils; \
-	  else echo "install openssh-server and openssh-client (sshd tests need them)"; fi; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server openssh-client \
+	      bsdutils tmux; \
+	  else echo "install openssh-server, openssh-client and tmux (the end-to-end tests need them)"; fi; \
+	fi
+
+# PostgreSQL on 127.0.0.1:5432 for the index tests: started if it is installed but down.
+services:
+	@if ! $(PYTHON) -c 'import socket; socket.create_connection(("127.0.0.1", 5432), 2)' 2>/dev/null \
+	    && [ "$$(id -u)" = 0 ] && [ -d /etc/postgresql ]; then \
+	  for v in $$(ls /etc/postgresql); do pg_ctlcluster --skip-systemctl-redirect $$v main start || true; done; \
 	fi
 
 lint: install
 	$(BIN)/ruff check .
 
-# Tests first, then lint: one run reports both.
-test: system-deps install
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+# Tests first, then lint: one run reports both. -rs: every skip says why.
+test: system-deps services install
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider
 	$(BIN)/ruff check .
 
 # The recorder against script/asciinema/tlog/ttyrec; the others: bench/README.md.

@@ -24,6 +24,7 @@ Results: a table on stdout and JSON in bench/out/ (see bench/README.md).
 from __future__ import annotations
 
 import argparse
+import base64
 import errno
 import fcntl
 import json
@@ -177,6 +178,26 @@ def installed_copy(workdir: Path) -> Tool:
     return Tool("sshrec-inst",
                 lambda cmd, out: [command, "--home", str(out / "spool"), "--no-index", "--", *cmd],
                 command, lambda: _first_line([command, "--version"]))
+
+
+def key_login(installed: Tool, workdir: Path, keys: int = 40) -> Tool:
+    """The installed sshrec started as sshd starts it for a key login with ExposeAuthInfo: the
+    record gets the key, and the recorder looks for the key's line among ``keys`` lines of an
+    authorized_keys file (the last one, with options) to honour a command= restriction."""
+    folder = workdir / "login"
+    folder.mkdir(parents=True, exist_ok=True)
+    blobs = [base64.b64encode(b"\0\0\0\x0bssh-ed25519\0\0\0 " + os.urandom(32)).decode() for _ in range(keys)]
+    lines = [f"ssh-ed25519 {blob} user{n}@host" for n, blob in enumerate(blobs[:-1])]
+    lines.append(f'no-agent-forwarding,from="127.0.0.1" ssh-ed25519 {blobs[-1]} me@laptop')
+    (folder / "authorized_keys").write_text("\n".join(lines) + "\n")
+    (folder / "auth").write_text(f"publickey ssh-ed25519 {blobs[-1]}\n")
+    variables = [f"SSH_USER_AUTH={folder / 'auth'}", "SSH_CONNECTION=127.0.0.1 50000 127.0.0.1 22",
+                 "SSH_CLIENT=127.0.0.1 50000 22"]
+    command = installed.argv(["true"], folder)[0]
+    return Tool("sshrec-login",
+                lambda cmd, out: ["env", *variables, command, "--home", str(out / "spool"), "--no-index",
+                                  "--authorized-keys-file", str(folder / "authorized_keys"), "--", *cmd],
+                command, installed.version)
 
 
 def available(tool: Tool) -> bool:
@@ -828,6 +849,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="also run another sshrec build (COMMAND is the sshrec command line prefix)")
     p.add_argument("--installed", action="store_true",
                    help="also run sshrec-inst: the working tree as a regular install in a fresh venv")
+    p.add_argument("--login", action="store_true",
+                   help="with --installed, also sshrec-login: started as for a key login (ExposeAuthInfo, "
+                   "authorized_keys looked up; run through env(1), about 1 ms)")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: 20 MB, 2 rounds, 10 start-ups, 200 keys")
     p.add_argument("--workdir", help="where the data file is cached and recordings are written "
@@ -869,6 +893,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.installed:
         all_tools["sshrec-inst"] = installed_copy(workdir)
         wanted.append("sshrec-inst")
+        if args.login:
+            all_tools["sshrec-login"] = key_login(all_tools["sshrec-inst"], workdir)
+            wanted.append("sshrec-login")
     shutil.rmtree(workdir / "runs", ignore_errors=True)
     config = Config(args.size_mb, args.rounds, args.short_rounds, args.startup_reps, args.echo_keys,
                     args.echo_gap_ms, wanted, str(workdir), args.seed,

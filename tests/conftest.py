@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import staging
+from index_support import db_url, home, pg_database  # noqa: F401  (fixtures for every test module)
 from sshd_harness import (
     SECOND_TEST_USER,
     ClientKey,

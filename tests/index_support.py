@@ -3,7 +3,8 @@
 ``db_url`` runs each test against SQLite and against the real PostgreSQL on
 127.0.0.1:5432 (database ``test``, trust auth). Each test run creates its own PostgreSQL
 database and drops it at the end; each test gets its own schema in it. Without a
-reachable server the PostgreSQL half is skipped, saying so.
+reachable server the PostgreSQL half is skipped, saying so, except under CI (CI=true),
+where that is a failure.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ PG_ADMIN_URL = os.environ.get("SSHREC_TEST_PG_URL", f"postgresql+psycopg://postg
 BASE_TIME = 1_714_557_600.0  # 2024-05-01T10:00:00Z
 
 
+def skip_or_fail(reason: str) -> None:
+    """Skip, saying why; under CI (CI=true) a missing PostgreSQL is a failure, never a skip."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}; CI=true requires it (start it: pg_ctlcluster <version> main start)")
+    pytest.skip(reason)
+
+
 def postgres_unavailable() -> str | None:
     try:
         with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
@@ -45,7 +53,7 @@ def pg_database() -> Iterator[str]:
     """A database for this test run, dropped at the end; yields its URL."""
     reason = postgres_unavailable()
     if reason:
-        pytest.skip(reason)
+        skip_or_fail(reason)
     name = f"sshrec_test_{os.getpid()}_{secrets.token_hex(3)}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
@@ -53,7 +61,7 @@ def pg_database() -> Iterator[str]:
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     except sa.exc.OperationalError as exc:
         admin.dispose()
-        pytest.skip(f"cannot create a PostgreSQL test database: {exc.orig}")
+        skip_or_fail(f"cannot create a PostgreSQL test database: {exc.orig}")
     url = sa.engine.make_url(PG_ADMIN_URL).set(database=name)
     try:
         yield url.render_as_string(hide_password=False)

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from index_support)
 """The index: schema and migrations, incremental sync, rebuild, --add, interrupted sessions."""
 
 from __future__ import annotations
@@ -12,16 +11,7 @@ import sys
 
 import pytest
 import sqlalchemy as sa
-from index_support import (  # noqa: F401  (pytest fixtures)
-    BASE_TIME,
-    cast_text,
-    db_url,
-    dump_index,
-    home,
-    make_session,
-    pg_database,
-    rewrite_record,
-)
+from index_support import BASE_TIME, cast_text, dump_index, make_session, rewrite_record
 from sshrec.schema import index, migrate
 from sshrec.schema.db import IndexUnusable, current_revision, open_engine, open_index, upgrade
 from sshrec.schema.entry import INTERRUPTED_NOTE

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from index_support)
 """`sshrec ls` filters and `sshrec search`, through the command line, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -8,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from index_support import BASE_TIME, db_url, home, make_session, pg_database  # noqa: F401
+from index_support import BASE_TIME, make_session
 from sshrec.player import query as query_module
 from sshrec.player.query import QueryError, parse_when
 from sshrec.schema.record import FIELD_NAMES, read_record
