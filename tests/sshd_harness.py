@@ -165,6 +165,11 @@ def _run(argv: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[s
     return result  # type: ignore[no-any-return]
 
 
+def show(result: subprocess.CompletedProcess[bytes], tail: int = 3000) -> str:
+    """A finished client run for an assertion message: status and the ends of its output."""
+    return f"rc={result.returncode}\nstdout={result.stdout[-tail:]!r}\nstderr={result.stderr[-tail:]!r}"
+
+
 # -- processes ------------------------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ from sshd_harness import (
     cast_output,
     find_sftp_server,
     processes_matching,
+    show,
     wait_for_records,
     wait_until,
 )
@@ -41,9 +42,6 @@ Record = dict[str, object]
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
-
-def show(result: subprocess.CompletedProcess[bytes]) -> str:
-    return f"rc={result.returncode}\nstdout={result.stdout[-2000:]!r}\nstderr={result.stderr[-2000:]!r}"
 
 
 # -- the harness on a plain sshd ------------------------------------------------------------

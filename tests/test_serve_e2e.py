@@ -36,6 +36,7 @@ from sshd_harness import (
     openssh_missing,
     processes_with_env,
     read_json,
+    show,
     spool_record_files,
     wait_until,
 )
@@ -236,9 +237,6 @@ def serve(tmp_path: Path, client_key: ClientKey) -> Iterator[ServeFactory]:
     yield factory
     factory.stop_all()
 
-
-def show(result: subprocess.CompletedProcess[bytes]) -> str:
-    return f"rc={result.returncode}\nstdout={result.stdout!r}\nstderr={result.stderr!r}"
 
 
 def events_of(lines: list[str]) -> list[list[object]]:

@@ -15,13 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sshd_harness import Sshd, SshdFactory, TestUser, read_json, wait_until
+from sshd_harness import Sshd, SshdFactory, TestUser, read_json, show, wait_until
 
 pytestmark = pytest.mark.sshd
 
-
-def show(result: subprocess.CompletedProcess[bytes]) -> str:
-    return f"rc={result.returncode}\nstdout={result.stdout[-3000:]!r}\nstderr={result.stderr[-3000:]!r}"
 
 
 @dataclass

@@ -17,6 +17,7 @@ from sshd_harness import (
     Sshd,
     SshdFactory,
     processes_matching,
+    show,
     wait_for_records,
     wait_until,
 )
@@ -25,9 +26,6 @@ pytestmark = pytest.mark.sshd
 
 Run = Callable[[Sshd], subprocess.CompletedProcess[bytes]]
 
-
-def show(result: subprocess.CompletedProcess[bytes]) -> str:
-    return f"rc={result.returncode}\nstdout={result.stdout[-2000:]!r}\nstderr={result.stderr[-2000:]!r}"
 
 
 @dataclass
