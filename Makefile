@@ -8,7 +8,7 @@ DEMO_HOME ?= $(if $(SSHREC_HOME),$(SSHREC_HOME),$(shell $(PYTHON) -c 'import os;
 
 .PHONY: demo test install system-deps services lint bench clean
 
-$(BIN)/sshrec: pyproject.toml setup.py schema/_fastcast.c
+$(BIN)/sshrec: pyproject.toml setup.py schema/_fastcast.c recorder/_proctl.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -27,15 +27,15 @@ demo: install
 	@$(BIN)/sshrec index --quiet && $(BIN)/sshrec ls --limit 5
 	@echo "== replay it with: $(BIN)/sshrec play $$(cat .demo-session-id)"
 
-# OpenSSH server and client for the end-to-end tests, tmux for the terminal UI tests (root
-# only; others must have them).
+# OpenSSH server and client, nc and rsync for the end-to-end tests, tmux for the terminal UI
+# tests (root only; others must have them).
 system-deps:
 	@if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v script >/dev/null \
-	    || ! command -v tmux >/dev/null; then \
+	    || ! command -v tmux >/dev/null || ! command -v nc >/dev/null || ! command -v rsync >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server openssh-client \
-	      bsdutils tmux; \
-	  else echo "install openssh-server, openssh-client and tmux (the end-to-end tests need them)"; fi; \
+	      bsdutils tmux netcat-openbsd rsync; \
+	  else echo "install openssh-server, openssh-client, tmux, netcat-openbsd and rsync (the end-to-end tests need them)"; fi; \
 	fi
 
 # PostgreSQL on 127.0.0.1:5432 for the index tests: started if it is installed but down.

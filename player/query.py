@@ -20,9 +20,9 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sshrec.schema.record import STATUSES
+from sshrec.schema.record import MODES, STATUSES
 from sshrec.schema.screentext import Chunk, first_match, words
-from sshrec.schema.tables import RECORD_COLUMNS, parse_timestamp, screen_text, sessions
+from sshrec.schema.tables import RECORD_COLUMNS, parse_timestamp, screen_text, session_targets, sessions
 
 DEFAULT_LIMIT = 50
 FEW_MATCHES = 2000  # SQLite: up to this many text matches, start from the matches
@@ -45,6 +45,9 @@ class Filters:
     until: datetime | None = None
     status: list[str] = field(default_factory=list)
     exit: str | None = None
+    mode: list[str] = field(default_factory=list)
+    connection: str | None = None
+    file: str | None = None
     limit: int = DEFAULT_LIMIT
 
 
@@ -139,7 +142,13 @@ def conditions(filters: Filters, connection: sa.Connection) -> list[sa.ColumnEle
     if filters.command:
         where.append(command_filter(connection, filters.command))
     if filters.destination:
-        where.append(_text_filter(c.destination, filters.destination))
+        where.append(_reached("dest", _text_filter(session_targets.c.value, filters.destination)))
+    if filters.file:
+        where.append(_reached("file", _glob_filter(session_targets.c.value, filters.file)))
+    if filters.mode:
+        where.append(c.mode.in_(filters.mode))
+    if filters.connection:
+        where.append(_text_filter(c.connection_id, filters.connection))
     if filters.client:
         where.append(_text_filter(c.client_addr, filters.client))
     if filters.since:
@@ -151,6 +160,30 @@ def conditions(filters: Filters, connection: sa.Connection) -> list[sa.ColumnEle
     if filters.exit is not None:
         where.append(_exit_filter(filters.exit))
     return where
+
+
+def _reached(kind: str, condition: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """Sessions with a destination (or transferred path) that matches: any of them, not only
+    the first (a jump-host shell that visited three hosts matches each)."""
+    matching = sa.select(session_targets.c.session_id).where(session_targets.c.kind == kind, condition)
+    return sessions.c.id.in_(matching)
+
+
+def _glob_filter(column: sa.ColumnElement[Any], pattern: str) -> sa.ColumnElement[bool]:
+    """Shell-style ``*`` and ``?``; a pattern without them is exact, one ending in ``*`` a prefix."""
+    body = pattern.rstrip("*")
+    if "*" not in body and "?" not in body:
+        return _text_filter(column, pattern)
+    like = "".join("%" if ch == "*" else "_" if ch == "?" else _like_escape(ch) for ch in pattern)
+    return column.like(like, escape="\\")
+
+
+def parse_modes(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    for mode in modes:
+        if mode not in MODES:
+            raise QueryError(f"unknown mode {mode!r}; one of: {', '.join(MODES)}")
+    return modes
 
 
 def parse_exit(value: str) -> str:

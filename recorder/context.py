@@ -13,6 +13,9 @@ from collections.abc import Mapping
 SSH_OPTS_WITH_ARG = set("BbcDEeFIiJLlmOoPpQRSWw")
 # nc/ncat/netcat options that take an argument.
 NC_OPTS_WITH_ARG = set("IiMmOPpqsTVwXx")
+# scp and sftp options that take an argument (OpenSSH 9.x).
+SCP_OPTS_WITH_ARG = set("cDFiJlOoPSXBRs")
+NC_NAMES = ("nc", "ncat", "netcat", "nc.openbsd", "nc.traditional")
 
 
 class AuthInfo:
@@ -136,12 +139,83 @@ def detect_destination(argv: list[str]) -> str | None:
         if values.get("p"):
             host = f"{host}:{values['p']}"
         return host
-    if name in ("nc", "ncat", "netcat", "nc.openbsd", "nc.traditional"):
+    if name in NC_NAMES:
         operands, _ = _operands(argv[1:], NC_OPTS_WITH_ARG)
         if len(operands) >= 2:
             return f"{operands[0]}:{operands[1]}"
         return operands[0] if operands else None
+    if name in ("scp", "sftp"):
+        operands, values = _operands(argv[1:], SCP_OPTS_WITH_ARG)
+        if "t" in values or "f" in values:
+            return None  # the server side of a copy
+        hosts = [_remote_host(op, allow_bare=name == "sftp") for op in operands]
+        host = next((h for h in hosts if h), None)
+        return f"{host}:{values['P']}" if host and values.get("P") else host
+    if name == "rsync" and "--server" not in argv:
+        return next((h for h in (_rsync_host(op) for op in argv[1:] if not op.startswith("-")) if h), None)
     return None
+
+
+def _remote_host(operand: str, allow_bare: bool = False) -> str | None:
+    """``[user@]host:path`` (scp), ``scp://[user@]host[:port]/path``; sftp also takes a bare host."""
+    if operand.startswith("scp://") or operand.startswith("sftp://"):
+        rest = operand.split("://", 1)[1].split("/", 1)[0]
+        return rest or None
+    if operand.startswith(("/", "./", "../")):
+        return None
+    if ":" in operand:
+        host = operand.split(":", 1)[0]
+        if host.startswith("[") or host:
+            return host.strip("[]") or None
+    return operand if allow_bare and operand else None
+
+
+def _rsync_host(operand: str) -> str | None:
+    if operand.startswith("rsync://"):
+        return operand[8:].split("/", 1)[0] or None
+    if operand.startswith(("/", "./", "../")) or ":" not in operand:
+        return None
+    return operand.split(":", 1)[0] or None
+
+
+SSHD_NAMES = (b"sshd", b"sshd-session")  # the per-connection process (OpenSSH 9.8 renamed it)
+
+
+def connection_id(env: Mapping[str, str], pid: int | None = None) -> str | None:
+    """An id shared by every session of one SSH connection (ControlMaster multiplexing): the
+    client's address and port plus the sshd process serving the connection (its pid and start
+    time, so a reused pid is another connection). None outside sshd."""
+    connection = env.get("SSH_CONNECTION")
+    if not connection:
+        return None
+    current = os.getppid() if pid is None else pid
+    for _ in range(8):  # the recorder's parent, or the shell sshd started in between
+        stat = _proc_stat(current)
+        if stat is None:
+            return None
+        name, fields = stat
+        if name in SSHD_NAMES:
+            text = f"{hostname()} {connection} {current} {fields[19].decode()}"
+            return hashlib.sha256(text.encode()).hexdigest()[:16]
+        current = int(fields[1])
+        if current <= 1:
+            return None
+    return None
+
+
+def _proc_stat(pid: int) -> tuple[bytes, list[bytes]] | None:
+    """(command name, the fields after it) of /proc/PID/stat."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 1024)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data[data.find(b"(") + 1 : data.rfind(b")")], data[data.rfind(b")") + 2 :].split()
 
 
 def local_user() -> tuple[str, int]:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 READ_SIZE = 64 * 1024
 PARENT_CHECK_INTERVAL = 0.5
 KILL_GRACE = 2.0  # seconds between SIGHUP and SIGKILL
+CLIENT_GONE_GRACE = 1.0  # pipes: seconds a command may take to end by itself once the client left
 DRAIN_GRACE = 1.0  # seconds to wait for output still in flight after the child exited
 DEFAULT_SIZE = (80, 24)
 HANGUP_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
@@ -42,6 +43,14 @@ if TYPE_CHECKING:
         def resize(self, cols: int, rows: int) -> None: ...
         def flush_due_in(self) -> float | None: ...
         def flush(self) -> None: ...
+
+    class Watch(Protocol):
+        """Something that looks at the session's processes now and then (recorder/watch.py)."""
+
+        def due_in(self, now: float) -> float: ...
+        def scan(self, now: float) -> None: ...
+
+    WatchFactory = Callable[[int], Watch]
 
 
 class SpawnError(Exception):
@@ -214,8 +223,9 @@ class Relay:
 
     def __init__(self, pid: int, pumps: list[Pump], recorder: Recorder,
                  signals: SignalPipe, master: int | None = None, outer_tty: int | None = None,
-                 on_resize: Callable[[int, int], None] | None = None) -> None:
+                 on_resize: Callable[[int, int], None] | None = None, watch: Watch | None = None) -> None:
         self.pid = pid
+        self.watch = watch
         self.pumps = pumps
         self.recorder = recorder
         self.signals = signals
@@ -225,6 +235,7 @@ class Relay:
         self.returncode: int | None = None
         self.client_gone: str | None = None
         self.kill_at: float | None = None
+        self.hup_at: float | None = None
         self.exited_at: float | None = None
         self.parent = os.getppid()
         self.next_parent_check = time.monotonic() + PARENT_CHECK_INTERVAL
@@ -251,8 +262,13 @@ class Relay:
         status, sig = exit_status_of(self.returncode if self.returncode is not None else -9)
         return Outcome(status, sig, self.client_gone)
 
-    def hang_up(self, reason: str) -> None:
-        """The client is gone or we were told to stop: hang up the child, kill it if it lingers."""
+    def hang_up(self, reason: str, graceful: bool = False) -> None:
+        """The client is gone or we were told to stop: hang up the child, kill it if it lingers.
+
+        ``graceful`` (the client left on its own, without a terminal): the command's stdin is
+        closed first and it gets CLIENT_GONE_GRACE to end by itself, as an ``nc`` hop does
+        when the connection it carries is over; only then comes SIGHUP.
+        """
         if self.client_gone is None:
             self.client_gone = reason
         for pump in self.pumps:
@@ -261,9 +277,21 @@ class Relay:
                 pump.dst_open = False
             elif pump.src == 0:
                 pump.reading = False
-        if self.returncode is None and self.kill_at is None:
-            signal_session(self.pid, signal.SIGHUP)
-            self.kill_at = time.monotonic() + KILL_GRACE
+                if graceful and pump.close_dst_at_eof:
+                    pump.backlog.clear()
+                    self._close_dst(pump)
+        if self.returncode is not None or self.kill_at is not None:
+            return
+        if graceful and self.master is None:
+            if self.hup_at is None:
+                self.hup_at = time.monotonic() + CLIENT_GONE_GRACE
+            return
+        self._send_hangup()
+
+    def _send_hangup(self) -> None:
+        self.hup_at = None
+        signal_session(self.pid, signal.SIGHUP)
+        self.kill_at = time.monotonic() + KILL_GRACE
 
     def _finished(self) -> bool:
         """Over when the child has exited and its output is all delivered. Through pipes, as
@@ -281,10 +309,18 @@ class Relay:
         return time.monotonic() - self.exited_at > DRAIN_GRACE + KILL_GRACE
 
     def _reap(self) -> None:
-        if self.returncode is not None:
-            return
-        status = exited(self.pid)
-        if status is None:
+        """Collect every child that ended: the command, and orphans adopted as subreaper."""
+        status = None
+        while True:
+            try:
+                pid, wait_status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if pid == self.pid:
+                status = wait_status
+        if status is None or self.returncode is not None:
             return
         self.returncode = os.waitstatus_to_exitcode(status)
         self.exited_at = time.monotonic()
@@ -344,10 +380,13 @@ class Relay:
         due = self.recorder.flush_due_in()
         if due is not None:
             timeout = min(timeout, due)
-        if self.kill_at is not None:
-            timeout = min(timeout, max(0.0, self.kill_at - time.monotonic()))
+        for moment in (self.kill_at, self.hup_at):
+            if moment is not None:
+                timeout = min(timeout, max(0.0, moment - time.monotonic()))
         if self.exited_at is not None and self.master is not None:
             timeout = min(timeout, 0.1)
+        if self.watch is not None:
+            timeout = min(timeout, self.watch.due_in(time.monotonic()))
         return int(timeout * 1000) + 1
 
     def _on_ready(self, fd: int, events: int) -> None:
@@ -402,7 +441,7 @@ class Relay:
         pump.backlog.clear()
         pump.dst_open = False
         if pump.to_client:
-            self.hang_up(f"writing to the client failed ({errno.errorcode[exc.errno]})")
+            self.hang_up(f"writing to the client failed ({errno.errorcode[exc.errno]})", graceful=True)
 
     def _on_eof(self, pump: Pump) -> None:
         pump.reading = False
@@ -428,9 +467,13 @@ class Relay:
 
     def _periodic(self) -> None:
         now = time.monotonic()
+        if self.watch is not None and self.watch.due_in(now) <= 0:
+            self.watch.scan(now)
         due = self.recorder.flush_due_in()
         if due is not None and due <= 0:
             self.recorder.flush()
+        if self.hup_at is not None and now >= self.hup_at and self.returncode is None:
+            self._send_hangup()
         if self.kill_at is not None and now >= self.kill_at and self.returncode is None:
             signal_session(self.pid, signal.SIGKILL)
             self.kill_at = now + KILL_GRACE
@@ -439,7 +482,7 @@ class Relay:
         if now >= self.next_parent_check:
             self.next_parent_check = now + PARENT_CHECK_INTERVAL
             if os.getppid() != self.parent and self.client_gone is None:
-                self.hang_up("sshd (the parent process) is gone")
+                self.hang_up("sshd (the parent process) is gone", graceful=True)
 
 
 # -- the two modes ------------------------------------------------------------------------------
@@ -488,7 +531,7 @@ def inner_size(outer: int) -> tuple[int, int, bool]:
 
 
 def run_pty(argv: Sequence[str], executable: str | None, env: Mapping[str, str], recorder: Recorder,
-            record_input: bool, size: tuple[int, int]) -> Outcome:
+            record_input: bool, size: tuple[int, int], watch: WatchFactory | None = None) -> Outcome:
     """Relay through a new pseudo-terminal of ``size``; the outer one (fd 0) is raw meanwhile."""
     outer = 0
     master, slave = os.openpty()
@@ -527,7 +570,7 @@ def run_pty(argv: Sequence[str], executable: str | None, env: Mapping[str, str],
     ]
     try:
         outcome = Relay(pid, pumps, recorder, signals, master=master, outer_tty=outer,
-                        on_resize=resized).run()
+                        on_resize=resized, watch=watch(pid) if watch else None).run()
     finally:
         try:
             termios.tcsetattr(outer, termios.TCSADRAIN, saved_attrs)
@@ -540,7 +583,7 @@ def run_pty(argv: Sequence[str], executable: str | None, env: Mapping[str, str],
 
 
 def run_pipes(argv: Sequence[str], executable: str | None, env: Mapping[str, str], recorder: Recorder,
-              record_input: bool) -> Outcome:
+              record_input: bool, watch: WatchFactory | None = None) -> Outcome:
     """Relay stdin, stdout and stderr on separate pipes, byte for byte."""
     in_r, child_in = os.pipe()
     child_out, out_w = os.pipe()
@@ -568,7 +611,7 @@ def run_pipes(argv: Sequence[str], executable: str | None, env: Mapping[str, str
         Pump(child_err, 2, recorder.output, to_client=True),
     ]
     try:
-        return Relay(pid, pumps, recorder, signals).run()
+        return Relay(pid, pumps, recorder, signals, watch=watch(pid) if watch else None).run()
     finally:
         flags.restore()
         signals.close()

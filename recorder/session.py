@@ -19,6 +19,8 @@ from sshrec.schema.settings import DEFAULT_AUTHORIZED_KEYS
 
 from . import context, relay
 from .castfile import CastFile
+from .command import Command, check_policies, resolve_command, user_shell
+from .watch import Destination, TreeWatch, become_subreaper
 
 VERSION = "0.1.0"
 
@@ -27,13 +29,15 @@ class RecordOptions:
     """What to record and how (plain classes on the login path: dataclasses costs ms)."""
 
     __slots__ = ("command", "home", "personal", "format", "record_input", "destination", "on_failure",
-                 "index", "db_url", "transcript_fd", "notes", "authorized_keys_file")
+                 "index", "db_url", "transcript_fd", "notes", "authorized_keys_file", "deny_interactive",
+                 "mosh", "transfer_contents", "watch")
 
     def __init__(self, command: list[str], home: str, format: str = "v2", record_input: bool = False,
                  destination: str | None = None, on_failure: str = "allow", index: bool = True,
                  db_url: str | None = None, transcript_fd: int | None = None,
                  notes: list[str] | None = None, personal: bool = False,
-                 authorized_keys_file: str | None = None) -> None:
+                 authorized_keys_file: str | None = None, deny_interactive: bool = False,
+                 mosh: str = "deny", transfer_contents: bool = False, watch: bool = True) -> None:
         self.command = command
         self.home = home
         self.personal = personal  # home is a shared spool: record into this user's folder of it
@@ -46,55 +50,17 @@ class RecordOptions:
         self.transcript_fd = transcript_fd
         self.notes = notes or []
         self.authorized_keys_file = authorized_keys_file
+        self.deny_interactive = deny_interactive  # a command-only gateway: no shells
+        self.mosh = mosh  # deny or allow mosh-server (its session leaves SSH for UDP)
+        self.transfer_contents = transfer_contents  # keep the bytes of sftp/scp/rsync, not only the files
+        self.watch = watch  # follow the process tree for destinations
 
 
-class Command:
-    """The argv to run, and what the record calls it."""
-
-    __slots__ = ("argv", "executable", "shown", "login")
-
-    def __init__(self, argv: list[str], executable: str | None, shown: list[str], login: bool) -> None:
-        self.argv = argv
-        self.executable = executable
-        self.shown = shown
-        self.login = login
-
-
-def user_shell(env: Mapping[str, str]) -> str:
-    shell = env.get("SHELL")
-    if shell:
-        return shell
-    try:
-        return pwd.getpwuid(os.getuid()).pw_shell or "/bin/sh"
-    except KeyError:
-        return "/bin/sh"
-
-
-def resolve_command(command: list[str], env: Mapping[str, str], key_command: str | None = None) -> Command:
-    """What sshd would have run: the given argv; else the key's command= or SSH_ORIGINAL_COMMAND
-    via the shell; else a login shell."""
-    if command:
-        return Command(list(command), None, list(command), login=False)
-    shell = user_shell(env)
-    if key_command is not None:
-        argv = [shell, "-c", key_command]
-        return Command(argv, None, argv, login=False)
-    original = env.get("SSH_ORIGINAL_COMMAND", "")
-    if original:
-        argv = [shell, "-c", original]
-        return Command(argv, None, argv, login=False)
-    return Command(["-" + os.path.basename(shell)], shell, [shell], login=True)
-
-
-FILE_TRANSFER_MODES = {"sftp-server": "sftp", "internal-sftp": "sftp", "scp": "scp"}
-
-
-def session_mode(cmd: Command, original: str | None, interactive: bool) -> str:
+def session_mode(cmd: Command, interactive: bool) -> str:
     """pty or pipe, except that file transfers are named as such (an auditor filters on them)."""
     if interactive:
         return "pty"
-    words = original.split() if original else cmd.argv[:1]
-    return FILE_TRANSFER_MODES.get(os.path.basename(words[0]) if words else "", "pipe")
+    return cmd.mode or "pipe"
 
 
 def key_restrictions(opts: RecordOptions, env: Mapping[str, str],
@@ -158,7 +124,8 @@ def build_record(session_id: str, cmd: Command, opts: RecordOptions, env: Mappin
         rows=size[1],
         started_at=iso_utc(started),
         recorder_version=VERSION,
-        notes=["login shell"] if cmd.login else [],
+        notes=(["login shell"] if cmd.login else []) + cmd.notes,
+        connection_id=context.connection_id(env),
     )
 
 
@@ -202,7 +169,7 @@ class SpoolSession:
         else:
             warn(f"recording failed ({exc.strerror}); the rest of this session is NOT recorded")
 
-    def finish(self, outcome: relay.Outcome, started_mono: float) -> None:
+    def finish(self, outcome: relay.Outcome, started_mono: float, refused: str | None = None) -> None:
         record = self.record
         self.cast.exit(outcome.exit_status)
         record.sha256 = self.cast.close()
@@ -218,7 +185,10 @@ class SpoolSession:
             record.notes.append(f"session ended because {outcome.client_gone}")
         if self.cast.mirror_error is not None:
             record.notes.append(f"transcript copy stopped: {self.cast.mirror_error.strerror}")
-        if self.cast.error is not None:
+        if refused is not None:
+            record.status = "refused"
+            record.notes.append(f"refused: {refused}")
+        elif self.cast.error is not None:
             record.status = "failed"
             record.notes.append(f"recording stopped early: {self.cast.error.strerror}")
         else:
@@ -263,6 +233,7 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
     auth = context.read_auth_info(env)
     key_command, notes = key_restrictions(opts, env, auth)
     cmd = resolve_command(opts.command, env, key_command)
+    refusal = check_policies(cmd, env, key_command, bool(opts.command), opts.deny_interactive, opts.mosh)
     interactive = os.isatty(0)
     if interactive:
         cols, rows, defaulted = relay.inner_size(0)
@@ -272,7 +243,7 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
         cols, rows = relay.DEFAULT_SIZE
     started, started_mono = time.time(), time.monotonic()
     session_id = new_session_id(started)
-    mode = session_mode(cmd, env.get("SSH_ORIGINAL_COMMAND"), interactive)
+    mode = session_mode(cmd, interactive)
     record = build_record(session_id, cmd, opts, env, mode, (cols, rows), started, auth)
     record.notes.extend(notes + opts.notes)
     header = CastHeader(
@@ -291,27 +262,71 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
         reason = exc.strerror or str(exc)
         if isinstance(exc, PermissionError) and not opts.personal:
             reason += f"; a spool for several users is made by root with: sshrec setup --home {opts.home}"
+        if refusal is not None:
+            warn(f"session refused: {refusal}")
+            return 1
         if opts.on_failure == "deny":
             warn(f"session refused: cannot record to {where}: {reason} (on-failure=deny)")
             return 1
         warn(f"this session is NOT recorded: cannot write {where}: {reason}")
         return exec_unrecorded(cmd, env)
+    if refusal is not None:
+        return refuse(session, refusal, started_mono, opts)
     env["SSHREC_SESSION_ID"] = session_id
+    destinations = DestinationLog(session.cast) if opts.watch else None
     try:
         if interactive:
             outcome = relay.run_pty(cmd.argv, cmd.executable, env, session.cast, opts.record_input,
-                                    (cols, rows))
+                                    (cols, rows), destinations)
         else:
-            outcome = relay.run_pipes(cmd.argv, cmd.executable, env, session.cast, opts.record_input)
+            outcome = relay.run_pipes(cmd.argv, cmd.executable, env, session.cast, opts.record_input,
+                                      destinations)
     except relay.SpawnError as exc:
         warn(str(exc))
         outcome = relay.Outcome(exc.status, None, notes=[str(exc)])
+    if destinations is not None:
+        destinations.into(record)
     session.finish(outcome, started_mono)
     if opts.index:
         spawn_indexer(session.json_path, opts)
     if outcome.exit_signal is not None and outcome.exit_status > 128:
         return 128 - outcome.exit_status
     return outcome.exit_status
+
+
+class DestinationLog:
+    """Starts the process-tree watch on the command and writes what it finds: a marker in the
+    cast as it happens, the list into the record at the end."""
+
+    def __init__(self, cast: CastFile) -> None:
+        self.cast = cast
+        self.watch: TreeWatch | None = None
+        self.subreaper = become_subreaper()
+
+    def __call__(self, pid: int) -> TreeWatch:
+        self.watch = TreeWatch(pid, time.monotonic(), self.found, self.subreaper)
+        return self.watch
+
+    def found(self, destination: Destination) -> None:
+        self.cast.marker(f"destination {destination.name()} via {destination.via}")
+
+    def into(self, record: SessionRecord) -> None:
+        if self.watch is None:
+            return
+        record.destinations = [d.to_dict() for d in self.watch.destinations]
+        if record.destination is None and record.destinations:
+            record.destination = str(record.destinations[0]["destination"])
+
+
+def refuse(session: SpoolSession, reason: str, started_mono: float, opts: RecordOptions) -> int:
+    """Nothing runs; the client is told why and the attempt is a record of its own."""
+    message = f"sshrec: session refused: {reason}"
+    warn(f"session refused: {reason}")
+    session.cast.output(f"{message}{relay.line_end(2)}".encode())
+    session.finish(relay.Outcome(1, None), started_mono, refused=reason)
+    if opts.index:
+        spawn_indexer(session.json_path, opts)
+    return 1
 
 
 def choose_spool(opts: RecordOptions, record: SessionRecord) -> str:

@@ -28,7 +28,7 @@ INTERRUPTED_NOTE = (
 )
 _INT_FIELDS = ("uid", "client_port", "server_port", "exit_status")
 _COUNT_FIELDS = ("cols", "rows", "bytes_out", "bytes_in", "invalid_bytes")
-PROTOCOL_MODES = frozenset({"sftp", "scp"})  # their output is a file transfer protocol, not a screen
+PROTOCOL_MODES = frozenset({"sftp", "scp", "rsync"})  # their output is a file transfer protocol, not a screen
 
 
 class RecordError(ValueError):
@@ -131,6 +131,11 @@ def _clean(record: SessionRecord, json_path: str) -> SessionRecord:
     record.notes = [str(note) for note in record.notes or []]
     if record.duration is not None and not isinstance(record.duration, (int, float)):
         record.duration = None
+    for name in ("destinations", "files"):
+        items = getattr(record, name)
+        setattr(record, name, [i for i in items if isinstance(i, dict)] if isinstance(items, list) else [])
+    if record.connection_id is not None:
+        record.connection_id = str(record.connection_id)
     expected = os.path.basename(json_path)[: -len(".json")]
     if record.id != expected:
         raise RecordError(f"{json_path}: record id {record.id!r} does not match its file name")

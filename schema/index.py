@@ -23,10 +23,10 @@ import sqlalchemy as sa
 from .db import ensure_schema, upgrade, writing
 from .entry import Entry, RecordError, cast_path_for, file_sig, load_entry, lock_path_for, stat_or_none
 from .entry import command_text as make_command_text
-from .record import FIELD_NAMES
+from .record import FIELD_NAMES, SessionRecord
 from .screentext import words
 from .spool import USERS, day_dirs, record_files_in, recorder_alive_at
-from .tables import index_state, screen_text, sessions, spool_dirs
+from .tables import index_state, screen_text, session_targets, sessions, spool_dirs
 
 BATCH = 200  # records per write transaction
 SQL_CHUNK = 400  # ids per IN (...) list, well under every back end's parameter limit
@@ -71,6 +71,24 @@ def session_row(entry: Entry) -> dict[str, object]:
     return row
 
 
+def target_values(record: SessionRecord) -> list[tuple[str, str]]:
+    """The (kind, value) rows of session_targets: every destination and transferred path."""
+    found: dict[tuple[str, str], None] = {}
+    if record.destination:
+        found["dest", record.destination] = None
+    for item in record.destinations or []:
+        if isinstance(item, dict):
+            for key in ("destination", "addr"):
+                if item.get(key):
+                    found["dest", str(item[key])] = None
+    for item in record.files or []:
+        if isinstance(item, dict):
+            for key in ("path", "to"):
+                if item.get(key):
+                    found["file", str(item[key])] = None
+    return list(found)
+
+
 def _chunks(items: list[str], size: int = SQL_CHUNK) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -89,6 +107,7 @@ def indexed_mtimes(connection: sa.Connection, ids: list[str]) -> dict[str, int]:
 def delete_sessions(connection: sa.Connection, ids: list[str]) -> None:
     for part in _chunks(ids):
         connection.execute(sa.delete(screen_text).where(screen_text.c.session_id.in_(part)))
+        connection.execute(sa.delete(session_targets).where(session_targets.c.session_id.in_(part)))
         connection.execute(sa.delete(sessions).where(sessions.c.id.in_(part)))
         connection.execute(sa.delete(index_state).where(index_state.c.session_id.in_(part)))
 
@@ -138,6 +157,10 @@ def write_entries(connection: sa.Connection, entries: list[Entry]) -> tuple[list
                 for chunk in e.chunks
             ],
         )
+        targets = [{"session_id": e.record.id, "kind": kind, "value": value}
+                   for e in fresh for kind, value in target_values(e.record)]
+        if targets:
+            connection.execute(sa.insert(session_targets), targets)
         connection.execute(
             sa.insert(index_state),
             [
@@ -433,7 +456,7 @@ def drop_all(engine: sa.Engine) -> None:
     with writing(engine) as connection:
         sqlite = connection.dialect.name == "sqlite"
         names = ["screen_fts", "command_fts"] if sqlite else []
-        names += ["screen_text", "index_state", "spool_dirs", "sessions", "alembic_version"]
+        names += ["screen_text", "session_targets", "index_state", "spool_dirs", "sessions", "alembic_version"]
         for name in names:
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {name}" + ("" if sqlite else " CASCADE"))
 

@@ -2,7 +2,10 @@
 
 Field names are a contract (see DESIGN.md). Two fields extend the contract:
 ``invalid_bytes`` (output bytes that were not UTF-8 and became U+FFFD in the cast) and
-``notes`` (human-readable remarks such as a defaulted window size).
+``notes`` (human-readable remarks such as a defaulted window size). The contract's "as they
+come" fields: ``connection_id`` (shared by the sessions of one SSH connection),
+``destinations`` (every host the session reached: ``{"destination", "addr", "via", "at"}``)
+and ``files`` (transfer operations: ``{"op", "path", "bytes", "at", ...}``).
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-STATUSES = ("recording", "complete", "interrupted", "failed")
-MODES = ("pty", "pipe", "sftp", "scp", "import")
+STATUSES = ("recording", "complete", "interrupted", "failed", "refused")
+MODES = ("pty", "pipe", "sftp", "scp", "rsync", "import")
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _LIST: Any = object()  # marks a list default: each record gets its own list
@@ -84,6 +87,9 @@ class SessionRecord:
     recorder_version: str = ""
     invalid_bytes: int = 0
     notes: list[str] = _LIST
+    connection_id: str | None = None
+    destinations: list[dict[str, Any]] = _LIST
+    files: list[dict[str, Any]] = _LIST
 
     def __init__(self, id: str, **values: Any) -> None:
         unknown = set(values) - set(FIELD_NAMES)

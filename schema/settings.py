@@ -14,7 +14,8 @@ class ConfigError(Exception):
 
 # What sshd reads when sshd_config has no AuthorizedKeysFile (sshd_config(5)).
 DEFAULT_AUTHORIZED_KEYS = ".ssh/authorized_keys .ssh/authorized_keys2"
-KNOWN = ("home", "db", "on_failure", "format", "record_input", "authorized_keys_file")
+KNOWN = ("home", "db", "on_failure", "format", "record_input", "authorized_keys_file", "deny_interactive",
+         "mosh", "transfer_contents")
 
 
 class Settings:
@@ -26,11 +27,12 @@ class Settings:
     """
 
     __slots__ = ("home", "db_url", "on_failure", "format", "record_input", "spool", "shared",
-                 "admin", "authorized_keys_file")
+                 "admin", "authorized_keys_file", "deny_interactive", "mosh", "transfer_contents")
 
     def __init__(self, home: str, db_url: str, on_failure: str = "allow", format: str = "v2",
                  record_input: bool = False, spool: str | None = None, shared: bool = False,
-                 admin: bool = True, authorized_keys_file: str = DEFAULT_AUTHORIZED_KEYS) -> None:
+                 admin: bool = True, authorized_keys_file: str = DEFAULT_AUTHORIZED_KEYS,
+                 deny_interactive: bool = False, mosh: str = "deny", transfer_contents: bool = False) -> None:
         self.home = home
         self.db_url = db_url
         self.on_failure = on_failure
@@ -40,6 +42,9 @@ class Settings:
         self.shared = shared
         self.admin = admin
         self.authorized_keys_file = authorized_keys_file
+        self.deny_interactive = deny_interactive
+        self.mosh = mosh
+        self.transfer_contents = transfer_contents
 
     def read_spools(self) -> list[str]:
         """The spools this caller reads and indexes: all of them for the admin of a shared one."""
@@ -108,6 +113,13 @@ def _choice(config: dict[str, object], name: str, allowed: tuple[str, ...], wher
     return str(value)
 
 
+def _flag(config: dict[str, object], name: str, where: str) -> bool:
+    value = config.get(name, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {name} must be true or false, not {value!r}")
+    return value
+
+
 def load_settings(home: str | None = None, db_url: str | None = None) -> Settings:
     """Resolve settings; explicit arguments (from the command line) win."""
     config_path = os.environ.get("SSHREC_CONFIG")
@@ -129,6 +141,9 @@ def load_settings(home: str | None = None, db_url: str | None = None) -> Setting
     where = config_path or DEFAULT_CONFIG
     on_failure = _choice(config, "on_failure", ("allow", "deny"), where)
     fmt = _choice(config, "format", ("v2", "v3"), where)
+    mosh = _choice(config, "mosh", ("deny", "allow"), where)
+    flags = {name: _flag(config, name, where)
+             for name in ("record_input", "deny_interactive", "transfer_contents")}
     keys_file = config.get("authorized_keys_file", DEFAULT_AUTHORIZED_KEYS)
     if not isinstance(keys_file, str) or not keys_file.split():
         raise ConfigError(f"{where}: authorized_keys_file must be a string of paths as in "
@@ -138,9 +153,12 @@ def load_settings(home: str | None = None, db_url: str | None = None) -> Setting
         db_url=db_url,
         on_failure=on_failure,
         format=fmt,
-        record_input=bool(config.get("record_input", False)),
+        record_input=flags["record_input"],
         spool=spool,
         shared=shared,
         admin=admin,
         authorized_keys_file=keys_file,
+        deny_interactive=flags["deny_interactive"],
+        mosh=mosh,
+        transfer_contents=flags["transfer_contents"],
     )

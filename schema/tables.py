@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -114,11 +114,15 @@ sessions = sa.Table(
     sa.Column("invalid_bytes", sa.Integer, nullable=False, server_default="0"),
     sa.Column("notes", sa.JSON),
     sa.Column("command_text", sa.Text, nullable=False, server_default=""),
+    sa.Column("connection_id", key_text()),
+    sa.Column("destinations", sa.JSON),
+    sa.Column("files", sa.JSON),
 )
 
 # Each filter column leads an index that ends in (started_at, pk): "newest first" then
 # reads the index backwards and stops at --limit instead of sorting every match.
-FILTER_COLUMNS = ("user", "key_fingerprint", "destination", "client_addr", "status", "exit_status")
+FILTER_COLUMNS = ("user", "key_fingerprint", "destination", "client_addr", "status", "exit_status", "mode",
+                  "connection_id")
 for _column in FILTER_COLUMNS:
     sa.Index(None, sessions.c[_column], sessions.c.started_at, sessions.c.pk)
 sa.Index(None, sessions.c.started_at, sessions.c.pk)
@@ -140,6 +144,18 @@ screen_text = sa.Table(
     sa.Column("marks", sa.Text, nullable=False),  # JSON [[offset, ms], ...]
     sa.Column("text", sa.Text, nullable=False),  # last: SQLite reads it only when asked
     sa.UniqueConstraint("session_id", "chunk"),
+)
+
+# What a session reached, one row each, for the filters that match any of them: kind "dest"
+# (every destination, ``--dest``) or "file" (every transfer path, ``--file``).
+session_targets = sa.Table(
+    "session_targets",
+    metadata,
+    sa.Column("session_id", key_text(), sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", key_text(), nullable=False),
+    sa.Column("value", key_text(), nullable=False),
+    sa.Index("ix_session_targets_kind_value", "kind", "value"),
+    sa.Index("ix_session_targets_session_id", "session_id"),
 )
 
 index_state = sa.Table(

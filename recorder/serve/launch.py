@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..session import user_shell  # the recorder's own rule: $SHELL, else the passwd shell
+from ..command import user_shell  # the recorder's own rule: $SHELL, else the passwd shell
 
 # Variables that describe *an* SSH session: never inherited from serve's own environment
 # (serve may itself run inside an ssh session), always set from this one.

@@ -47,17 +47,21 @@ def add_filter_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--user", help="user name; a trailing * matches a prefix")
     g.add_argument("--key", metavar="FINGERPRINT", help="key fingerprint or its prefix (SHA256:...)")
     g.add_argument("--command", metavar="TEXT", help="text anywhere in the command (any case)")
-    g.add_argument("--destination", metavar="DEST", help="destination; a trailing * matches a prefix")
+    g.add_argument("--dest", "--destination", dest="destination", metavar="DEST",
+                   help="any host the session reached (host:port or address); a trailing * matches a prefix")
+    g.add_argument("--file", metavar="PATTERN", help="a path a transfer read or wrote; * and ? as in the shell")
     g.add_argument("--client", metavar="ADDR", help="client address; a trailing * matches a prefix")
     g.add_argument("--since", metavar="WHEN", help="started at or after: 2h, 3d, 1w, or ISO date/time")
     g.add_argument("--until", metavar="WHEN", help="started before: age or ISO (a date includes the day)")
-    g.add_argument("--status", help="recording, complete, interrupted, failed (comma-separated)")
+    g.add_argument("--status", help="recording, complete, interrupted, failed, refused (comma-separated)")
     g.add_argument("--exit", metavar="N", help="exit status N, or 'nonzero'")
+    g.add_argument("--mode", help="pty, pipe, sftp, scp, rsync, import (comma-separated)")
+    g.add_argument("--connection", metavar="ID", help="sessions of one SSH connection (ControlMaster)")
     g.add_argument("--limit", type=int, default=50, metavar="N", help="at most N sessions (default 50; 0: all)")
 
 
 def filters_from(args: argparse.Namespace) -> Any:
-    from sshrec.player.query import Filters, QueryError, parse_exit, parse_statuses, parse_when
+    from sshrec.player.query import Filters, QueryError, parse_exit, parse_modes, parse_statuses, parse_when
 
     try:
         return Filters(
@@ -70,6 +74,9 @@ def filters_from(args: argparse.Namespace) -> Any:
             until=parse_when(args.until, end_of_day=True) if args.until else None,
             status=parse_statuses(args.status) if args.status else [],
             exit=parse_exit(args.exit) if args.exit is not None else None,
+            mode=parse_modes(args.mode) if getattr(args, "mode", None) else [],
+            connection=getattr(args, "connection", None),
+            file=getattr(args, "file", None),
             limit=max(args.limit, 0),
         )
     except QueryError as exc:

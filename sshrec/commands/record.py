@@ -59,6 +59,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--authorized-keys-file", metavar="PATHS",
                    help="sshd's AuthorizedKeysFile (default: config, else .ssh/authorized_keys "
                    ".ssh/authorized_keys2), to honour a key's command= that sshd drops under ForceCommand")
+    p.add_argument("--deny-interactive", action="store_true", default=None,
+                   help="a command-only gateway: refuse sessions that ask for no command (recorded as refused)")
+    p.add_argument("--mosh", choices=("deny", "allow"),
+                   help="mosh-server: deny (default) or allow, noting that its UDP session is not recorded")
+    p.add_argument("--transfer-contents", action="store_true", default=None,
+                   help="keep the bytes of sftp/scp/rsync transfers too (default: file operations and sizes)")
+    p.add_argument("--no-watch", action="store_true",
+                   help="do not follow the session's processes for destinations (benchmarks; hidepid hosts)")
     p.add_argument("--no-index", action="store_true",
                    help="do not start the background indexer at the end of the session")
     p.add_argument("--version", action="version", version=f"sshrec {VERSION}")
@@ -68,14 +76,16 @@ def parser() -> argparse.ArgumentParser:
 # The login path parses its options by hand: building an ArgumentParser costs ~9 ms (it
 # imports shutil and searches for gettext catalogues). Anything unusual (--help, a typo, a
 # bad value) goes to argparse, which says what is wrong.
-CHOICES = {"--format": ("v2", "v3"), "--on-failure": ("allow", "deny")}
+CHOICES = {"--format": ("v2", "v3"), "--on-failure": ("allow", "deny"), "--mosh": ("deny", "allow")}
 VALUED = {"--home", "--db", "--format", "--destination", "--on-failure", "--transcript-fd", "--note",
-          "--authorized-keys-file"}
-FLAGS = {"--record-input", "--no-index"}
+          "--authorized-keys-file", "--mosh"}
+FLAGS = {"--record-input", "--no-index", "--deny-interactive", "--transfer-contents", "--no-watch"}
 
 
 def parse_quickly(options: list[str]) -> SimpleNamespace | None:
     values: dict[str, object] = {"record_input": None, "no_index": False, "note": [], "home": None,
+                                 "deny_interactive": None, "transfer_contents": None, "mosh": None,
+                                 "no_watch": False,
                                  "db": None, "format": None, "destination": None, "on_failure": None,
                                  "transcript_fd": None, "authorized_keys_file": None}
     words = iter(options)
@@ -132,5 +142,9 @@ def main(argv: list[str]) -> int:
         notes=args.note,
         personal=settings.shared and not settings.admin,
         authorized_keys_file=args.authorized_keys_file or settings.authorized_keys_file,
+        deny_interactive=bool(args.deny_interactive or settings.deny_interactive),
+        mosh=args.mosh or settings.mosh,
+        transfer_contents=bool(args.transfer_contents or settings.transfer_contents),
+        watch=not args.no_watch,
     )
     return record_session(opts)
