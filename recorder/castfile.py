@@ -66,6 +66,9 @@ class CastFile:
     def count_input(self, size: int) -> None:
         self.bytes_in += size
 
+    def count_output(self, size: int) -> None:
+        self.bytes_out += size
+
     def resize(self, cols: int, rows: int) -> None:
         self._event(b"r", json_string_bytes(f"{cols}x{rows}".encode()))
 

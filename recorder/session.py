@@ -56,6 +56,9 @@ class RecordOptions:
         self.watch = watch  # follow the process tree for destinations
 
 
+TRANSFER_MODES = ("sftp", "scp", "rsync")
+
+
 def session_mode(cmd: Command, interactive: bool) -> str:
     """pty or pipe, except that file transfers are named as such (an auditor filters on them)."""
     if interactive:
@@ -274,10 +277,16 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
         return refuse(session, refusal, started_mono, opts)
     env["SSHREC_SESSION_ID"] = session_id
     destinations = DestinationLog(session.cast) if opts.watch else None
+    transfer = None
     try:
         if interactive:
             outcome = relay.run_pty(cmd.argv, cmd.executable, env, session.cast, opts.record_input,
                                     (cols, rows), destinations)
+        elif mode in TRANSFER_MODES:
+            from .transfer.sink import TransferSink
+
+            transfer = TransferSink(session.cast, mode, cmd.argv, opts.transfer_contents, opts.record_input)
+            outcome = relay.run_pipes(cmd.argv, cmd.executable, env, transfer, True, destinations)
         else:
             outcome = relay.run_pipes(cmd.argv, cmd.executable, env, session.cast, opts.record_input,
                                       destinations)
@@ -286,6 +295,9 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
         outcome = relay.Outcome(exc.status, None, notes=[str(exc)])
     if destinations is not None:
         destinations.into(record)
+    if transfer is not None:
+        record.notes.extend(transfer.finish())
+        record.files = transfer.files
     session.finish(outcome, started_mono)
     if opts.index:
         spawn_indexer(session.json_path, opts)
