@@ -41,8 +41,9 @@ class Refusal(Exception):
     """A policy refuses the session; the message is what the client is told."""
 
 
-def user_shell(env: Mapping[str, str]) -> str:
-    shell = env.get("SHELL")
+def user_shell(env: Mapping[str, str], configured: str | None = None) -> str:
+    """The configured shell, else $SHELL (sshd sets it from passwd), else the passwd one."""
+    shell = configured or env.get("SHELL")
     if shell:
         return shell
     try:
@@ -51,12 +52,14 @@ def user_shell(env: Mapping[str, str]) -> str:
         return "/bin/sh"
 
 
-def resolve_command(command: list[str], env: Mapping[str, str], key_command: str | None = None) -> Command:
+def resolve_command(command: list[str], env: Mapping[str, str], key_command: str | None = None,
+                    shell: str | None = None) -> Command:
     """What sshd would have run: the given argv; else the key's command= or SSH_ORIGINAL_COMMAND
-    (run directly when it is a transfer, else via the shell); else a login shell."""
+    (run directly when it is a transfer, else via the shell); else a login shell. ``shell``
+    replaces the passwd one (whose startup files may run before the recorder)."""
     if command:
         return Command(list(command), None, list(command), login=False)
-    shell = user_shell(env)
+    shell = user_shell(env, shell)
     requested = key_command if key_command is not None else env.get("SSH_ORIGINAL_COMMAND", "")
     if requested:
         transfer = transfer_command(requested)

@@ -30,14 +30,15 @@ class RecordOptions:
 
     __slots__ = ("command", "home", "personal", "format", "record_input", "destination", "on_failure",
                  "index", "db_url", "transcript_fd", "notes", "authorized_keys_file", "deny_interactive",
-                 "mosh", "transfer_contents", "watch")
+                 "mosh", "transfer_contents", "watch", "shell")
 
     def __init__(self, command: list[str], home: str, format: str = "v2", record_input: bool = False,
                  destination: str | None = None, on_failure: str = "allow", index: bool = True,
                  db_url: str | None = None, transcript_fd: int | None = None,
                  notes: list[str] | None = None, personal: bool = False,
                  authorized_keys_file: str | None = None, deny_interactive: bool = False,
-                 mosh: str = "deny", transfer_contents: bool = False, watch: bool = True) -> None:
+                 mosh: str = "deny", transfer_contents: bool = False, watch: bool = True,
+                 shell: str | None = None) -> None:
         self.command = command
         self.home = home
         self.personal = personal  # home is a shared spool: record into this user's folder of it
@@ -54,6 +55,7 @@ class RecordOptions:
         self.mosh = mosh  # deny or allow mosh-server (its session leaves SSH for UDP)
         self.transfer_contents = transfer_contents  # keep the bytes of sftp/scp/rsync, not only the files
         self.watch = watch  # follow the process tree for destinations
+        self.shell = shell  # run sessions with this shell, not the passwd one
 
 
 TRANSFER_MODES = ("sftp", "scp", "rsync")
@@ -235,7 +237,9 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
     env = dict(os.environ if env is None else env)
     auth = context.read_auth_info(env)
     key_command, notes = key_restrictions(opts, env, auth)
-    cmd = resolve_command(opts.command, env, key_command)
+    cmd = resolve_command(opts.command, env, key_command, opts.shell)
+    if opts.shell:
+        env["SHELL"] = opts.shell
     refusal = check_policies(cmd, env, key_command, bool(opts.command), opts.deny_interactive, opts.mosh)
     interactive = os.isatty(0)
     if interactive:
@@ -255,7 +259,7 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
         rows=rows,
         timestamp=started,
         term=record.term,
-        env={"SHELL": user_shell(env), **({"TERM": record.term} if record.term else {})},
+        env={"SHELL": user_shell(env, opts.shell), **({"TERM": record.term} if record.term else {})},
     )
     try:
         spool_dir = choose_spool(opts, record)

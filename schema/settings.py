@@ -15,7 +15,7 @@ class ConfigError(Exception):
 # What sshd reads when sshd_config has no AuthorizedKeysFile (sshd_config(5)).
 DEFAULT_AUTHORIZED_KEYS = ".ssh/authorized_keys .ssh/authorized_keys2"
 KNOWN = ("home", "db", "on_failure", "format", "record_input", "authorized_keys_file", "deny_interactive",
-         "mosh", "transfer_contents")
+         "mosh", "transfer_contents", "shell")
 
 
 class Settings:
@@ -27,12 +27,13 @@ class Settings:
     """
 
     __slots__ = ("home", "db_url", "on_failure", "format", "record_input", "spool", "shared",
-                 "admin", "authorized_keys_file", "deny_interactive", "mosh", "transfer_contents")
+                 "admin", "authorized_keys_file", "deny_interactive", "mosh", "transfer_contents", "shell")
 
     def __init__(self, home: str, db_url: str, on_failure: str = "allow", format: str = "v2",
                  record_input: bool = False, spool: str | None = None, shared: bool = False,
                  admin: bool = True, authorized_keys_file: str = DEFAULT_AUTHORIZED_KEYS,
-                 deny_interactive: bool = False, mosh: str = "deny", transfer_contents: bool = False) -> None:
+                 deny_interactive: bool = False, mosh: str = "deny", transfer_contents: bool = False,
+                 shell: str | None = None) -> None:
         self.home = home
         self.db_url = db_url
         self.on_failure = on_failure
@@ -45,6 +46,7 @@ class Settings:
         self.deny_interactive = deny_interactive
         self.mosh = mosh
         self.transfer_contents = transfer_contents
+        self.shell = shell  # the shell sessions run, in place of the passwd one (see sshrec doctor)
 
     def read_spools(self) -> list[str]:
         """The spools this caller reads and indexes: all of them for the admin of a shared one."""
@@ -144,6 +146,9 @@ def load_settings(home: str | None = None, db_url: str | None = None) -> Setting
     mosh = _choice(config, "mosh", ("deny", "allow"), where)
     flags = {name: _flag(config, name, where)
              for name in ("record_input", "deny_interactive", "transfer_contents")}
+    shell = config.get("shell")
+    if shell is not None and (not isinstance(shell, str) or not os.path.isabs(shell)):
+        raise ConfigError(f"{where}: shell must be an absolute path such as \"/bin/bash\", not {shell!r}")
     keys_file = config.get("authorized_keys_file", DEFAULT_AUTHORIZED_KEYS)
     if not isinstance(keys_file, str) or not keys_file.split():
         raise ConfigError(f"{where}: authorized_keys_file must be a string of paths as in "
@@ -161,4 +166,5 @@ def load_settings(home: str | None = None, db_url: str | None = None) -> Setting
         deny_interactive=flags["deny_interactive"],
         mosh=mosh,
         transfer_contents=flags["transfer_contents"],
+        shell=shell,
     )

@@ -12,6 +12,7 @@ import sys
 # name -> (module under sshrec.commands, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
     "setup": ("setup", "root: prepare a spool that records every user of this host"),
+    "doctor": ("doctor", "the ways around recording on this host, and how to close them"),
     "serve": ("serve", "one-shot audited SSH server for a single session"),
     "ls": ("ls", "list recorded sessions"),
     "search": ("search", "find sessions by text that appeared on screen"),

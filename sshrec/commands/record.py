@@ -146,5 +146,6 @@ def main(argv: list[str]) -> int:
         mosh=args.mosh or settings.mosh,
         transfer_contents=bool(args.transfer_contents or settings.transfer_contents),
         watch=not args.no_watch,
+        shell=settings.shell,
     )
     return record_session(opts)
