@@ -64,14 +64,17 @@ class SpawnError(Exception):
 class Outcome:
     """How the session ended. (Plain classes here: dataclasses costs ms on every login.)"""
 
-    __slots__ = ("exit_status", "exit_signal", "client_gone", "notes")
+    __slots__ = ("exit_status", "exit_signal", "client_gone", "notes", "ended_by_client")
 
     def __init__(self, exit_status: int, exit_signal: str | None, client_gone: str | None = None,
-                 notes: list[str] | None = None) -> None:
+                 notes: list[str] | None = None, ended_by_client: bool = False) -> None:
         self.exit_status = exit_status
         self.exit_signal = exit_signal
         self.client_gone = client_gone  # why we decided the client had left, if it did
         self.notes = notes or []
+        # The client closed its input, then left, while the command still ran (an nc hop
+        # waiting on its connection): an orderly end of the session, not a failed command.
+        self.ended_by_client = ended_by_client
 
 
 class Pump:
@@ -236,6 +239,8 @@ class Relay:
         self.client_gone: str | None = None
         self.kill_at: float | None = None
         self.hup_at: float | None = None
+        self.client_eof = False  # pipes: the client closed its input (EOF on stdin)
+        self.hung_up = False  # we signalled the command because the client left
         self.exited_at: float | None = None
         self.parent = os.getppid()
         self.next_parent_check = time.monotonic() + PARENT_CHECK_INTERVAL
@@ -260,7 +265,8 @@ class Relay:
             self._periodic()
         self.recorder.flush()
         status, sig = exit_status_of(self.returncode if self.returncode is not None else -9)
-        return Outcome(status, sig, self.client_gone)
+        orderly = self.hung_up and self.client_eof and self.master is None and sig is not None
+        return Outcome(status, sig, self.client_gone, ended_by_client=orderly)
 
     def hang_up(self, reason: str, graceful: bool = False) -> None:
         """The client is gone or we were told to stop: hang up the child, kill it if it lingers.
@@ -290,6 +296,7 @@ class Relay:
 
     def _send_hangup(self) -> None:
         self.hup_at = None
+        self.hung_up = True
         signal_session(self.pid, signal.SIGHUP)
         self.kill_at = time.monotonic() + KILL_GRACE
 
@@ -445,6 +452,8 @@ class Relay:
 
     def _on_eof(self, pump: Pump) -> None:
         pump.reading = False
+        if pump.src == 0 and self.master is None and self.client_gone is None:
+            self.client_eof = True
         if pump.src == 0 and self.master is not None:
             self.hang_up("the client's terminal closed")
         elif pump.close_dst_at_eof and not pump.backlog:

@@ -180,13 +180,16 @@ class SpoolSession:
         record.sha256 = self.cast.close()
         record.ended_at = iso_utc(time.time())
         record.duration = round(time.monotonic() - started_mono, 6)
-        record.exit_status = outcome.exit_status
-        record.exit_signal = outcome.exit_signal
+        record.exit_status = None if outcome.ended_by_client else outcome.exit_status
+        record.exit_signal = None if outcome.ended_by_client else outcome.exit_signal
         record.bytes_out = self.cast.bytes_out
         record.bytes_in = self.cast.bytes_in
         record.invalid_bytes = self.cast.invalid_bytes
         record.notes.extend(outcome.notes)
-        if outcome.client_gone:
+        if outcome.ended_by_client:
+            record.notes.append(f"the client closed its input and left ({outcome.client_gone}) while the "
+                                f"command still ran; it was then ended ({outcome.exit_signal}): no exit status")
+        elif outcome.client_gone:
             record.notes.append(f"session ended because {outcome.client_gone}")
         if self.cast.mirror_error is not None:
             record.notes.append(f"transcript copy stopped: {self.cast.mirror_error.strerror}")
@@ -305,6 +308,8 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
     session.finish(outcome, started_mono)
     if opts.index:
         spawn_indexer(session.json_path, opts)
+    if outcome.ended_by_client:
+        return 0  # nobody is left to see it
     if outcome.exit_signal is not None and outcome.exit_status > 128:
         return 128 - outcome.exit_status
     return outcome.exit_status
