@@ -10,7 +10,8 @@ import pytest
 from recorder_helpers import SSHREC, cast_events, only_record, record_env
 
 
-def run(tmp_path: Path, config: str, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+def run(tmp_path: Path, config: str, *args: str, stdin: str = "",
+        **env: str) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "sshrec.toml"
     path.write_text(config)
     env = record_env(tmp_path / "spool", SSHREC_CONFIG=str(path), **env)
