@@ -240,7 +240,7 @@ class Relay:
         self.kill_at: float | None = None
         self.hup_at: float | None = None
         self.client_eof = False  # pipes: the client closed its input (EOF on stdin)
-        self.hung_up = False  # we signalled the command because the client left
+        self.client_left = False  # pipes: the command was hung up because the client left on its own
         self.exited_at: float | None = None
         self.parent = os.getppid()
         self.next_parent_check = time.monotonic() + PARENT_CHECK_INTERVAL
@@ -265,7 +265,7 @@ class Relay:
             self._periodic()
         self.recorder.flush()
         status, sig = exit_status_of(self.returncode if self.returncode is not None else -9)
-        orderly = self.hung_up and self.client_eof and self.master is None and sig is not None
+        orderly = self.client_left and self.client_eof and sig is not None
         return Outcome(status, sig, self.client_gone, ended_by_client=orderly)
 
     def hang_up(self, reason: str, graceful: bool = False) -> None:
@@ -296,7 +296,6 @@ class Relay:
 
     def _send_hangup(self) -> None:
         self.hup_at = None
-        self.hung_up = True
         signal_session(self.pid, signal.SIGHUP)
         self.kill_at = time.monotonic() + KILL_GRACE
 
@@ -482,6 +481,7 @@ class Relay:
         if due is not None and due <= 0:
             self.recorder.flush()
         if self.hup_at is not None and now >= self.hup_at and self.returncode is None:
+            self.client_left = True
             self._send_hangup()
         if self.kill_at is not None and now >= self.kill_at and self.returncode is None:
             signal_session(self.pid, signal.SIGKILL)

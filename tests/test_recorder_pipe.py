@@ -278,6 +278,28 @@ def test_client_gone_epipe_ends_the_child(tmp_path: Path) -> None:
     assert any("writing to the client failed (EPIPE)" in n for n in record["notes"])
 
 
+def test_a_client_that_closed_its_input_and_left_is_an_orderly_end(tmp_path: Path) -> None:
+    """As an nc hop: the client closes its input, then goes; the command, still waiting on
+    something else, is hung up after a grace. No exit status was ever due: none is recorded."""
+    marker = "987015"
+    proc = subprocess.Popen(
+        [SSHREC, "--no-index", "--", "sh", "-c",
+         f"cat >/dev/null; trap '' PIPE; while :; do echo tick {marker} || true; sleep 0.05; done"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=record_env(tmp_path))
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.close()  # EOF: cat ends, the loop starts
+        assert proc.stdout.readline().startswith(b"tick")
+        proc.stdout.close()
+        assert proc.wait(timeout=15) == 0
+    finally:
+        proc.kill()
+        kill_all(marker)
+    record = only_record(tmp_path)
+    assert (record["status"], record["exit_status"], record["exit_signal"]) == ("complete", None, None)
+    assert any("the client closed its input and left" in n and "SIGHUP" in n for n in record["notes"])
+
+
 def test_parent_gone_ends_a_child_that_ignores_sighup(tmp_path: Path) -> None:
     """Without a PTY sshd sends no signal; the recorder sees its parent vanish and must not leave
     the command running unrecorded, even one that ignores SIGHUP (SIGKILL follows)."""
