@@ -25,7 +25,8 @@ VENV_BIN = Path(__file__).resolve().parent.parent / ".venv" / "bin"
 def run_once(sshrec: str, processes: int, seconds: float, watch: bool, home: Path) -> float:
     """CPU seconds of the recorder for one session of ``seconds`` with ``processes`` idle ones."""
     script = f"for i in $(seq {processes - 1}); do sleep {seconds} & done; sleep {seconds}; wait"
-    argv = [sshrec, "--home", str(home), "--no-index", *([] if watch else ["--no-watch"]), "--", "sh", "-c", script]
+    switch = [] if watch else ["--no-watch"]
+    argv = [sshrec, "--home", str(home), "--no-index", *switch, "--", "sh", "-c", script]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SSH", "SSHREC"))}
     env["SSHREC_CONFIG"] = "/dev/null"
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
@@ -52,12 +53,14 @@ def main() -> int:
                 for watch in (True, False) if round_no % 2 == 0 else (False, True):
                     cpu = run_once(args.sshrec, processes, args.seconds, watch, work / "spool")
                     samples.setdefault((processes, watch), []).append(cpu)
-                    print(f"  round {round_no + 1} tree {processes:3d} watch={watch!s:5} cpu {cpu * 1000:7.1f} ms",
-                          file=sys.stderr, flush=True)
+                    print(f"  round {round_no + 1} tree {processes:3d} watch={watch!s:5} "
+                          f"cpu {cpu * 1000:7.1f} ms", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{args.rounds} interleaved rounds of {args.seconds:g} s sessions; recorder CPU (user+system), medians")
-    print("| session tree | watch on: ms per session-minute | --no-watch | added ms per minute | added % of a core |")
+    print(f"\n{args.rounds} interleaved rounds of {args.seconds:g} s sessions; recorder CPU (user+system), "
+          "medians")
+    print("| session tree | watch on: ms per session-minute | --no-watch | added ms per minute | "
+          "added % of a core |")
     print("|---|---|---|---|---|")
     for processes in trees:
         on = statistics.median(samples[processes, True]) * 60 / args.seconds * 1000
