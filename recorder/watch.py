@@ -4,9 +4,10 @@ TCP connections.
 sshproxy picks the backend itself, a ProxyCommand hop runs ``nc HOST PORT``, a jump-host shell
 runs ``ssh target`` three times: none of that is in sshrec's own argv. The watch walks the
 session's process tree (``/proc/PID/task/TID/children`` from the command down, a few syscalls
-for a small tree) every SCAN_INTERVAL; for each new process it reads the argv once and, while
-it lives, looks for established TCP connections among its file descriptors (socket inode ->
-``/proc/PID/net/tcp{,6}``: the real address and port even when the argv has only an alias).
+for a small tree) every SCAN_INTERVAL; for each new process it reads the argv once and looks
+for established TCP connections among its file descriptors (socket inode ->
+``/proc/PID/net/tcp{,6}``: the real address and port even when the argv has only an alias), on
+every scan while the process is YOUNG, then every SOCKET_RECHECK.
 
 The recorder is the subreaper of its session when the optional ``_proctl`` module is built,
 so orphaned descendants stay in the tree; without it the processes of the command's session
@@ -22,6 +23,8 @@ from collections.abc import Callable
 from .context import detect_destination
 
 SCAN_INTERVAL = 0.2
+YOUNG = 2.0  # seconds a new process's sockets are looked at on every scan
+SOCKET_RECHECK = 1.0  # then this often (a long-lived process may connect later)
 ORPHAN_SCAN_INTERVAL = 5.0
 MAX_PROCESSES = 4096  # processes remembered per session
 MAX_DESTINATIONS = 1000
@@ -64,13 +67,15 @@ class Destination:
 
 
 class _Seen:
-    __slots__ = ("start", "argv0", "sockets", "destination")
+    __slots__ = ("start", "argv0", "sockets", "destination", "first_seen", "next_socket_check")
 
-    def __init__(self, start: bytes, argv0: str) -> None:
+    def __init__(self, start: bytes, argv0: str, now: float) -> None:
         self.start = start
         self.argv0 = argv0
         self.sockets: set[int] = set()
         self.destination: Destination | None = None
+        self.first_seen = now
+        self.next_socket_check = now
 
 
 class TreeWatch:
@@ -124,11 +129,14 @@ class TreeWatch:
         seen = self.seen.get(pid)
         if seen is None or seen.start != identity:  # a new process, or one that exec'd another program
             argv = cmdline(pid)
-            seen = _Seen(identity, os.path.basename(argv[0]) if argv else "?")
+            seen = _Seen(identity, os.path.basename(argv[0]) if argv else "?", now)
             self.seen[pid] = seen
             host = detect_destination(argv) if argv else None
             if host:
                 seen.destination = self._report(Destination(host, None, seen.argv0, now - self.started, pid))
+        if now < seen.next_socket_check:
+            return
+        seen.next_socket_check = now + (0.0 if now - seen.first_seen < YOUNG else SOCKET_RECHECK)
         inodes = socket_inodes(pid) - seen.sockets
         if not inodes:
             return
