@@ -181,9 +181,10 @@ def installed_copy(workdir: Path) -> Tool:
 
 
 def key_login(installed: Tool, workdir: Path, keys: int = 40) -> Tool:
-    """The installed sshrec started as sshd starts it for a key login with ExposeAuthInfo: the
-    record gets the key, and the recorder looks for the key's line among ``keys`` lines of an
-    authorized_keys file (the last one, with options) to honour a command= restriction."""
+    """The installed sshrec started as sshd starts it for a key login with ExposeAuthInfo on a
+    host set up with `sshrec setup` (so a config file is read): the record gets the key, and the
+    recorder looks for the key's line among ``keys`` lines of an authorized_keys file (the last
+    one, with options) to honour a command= restriction."""
     folder = workdir / "login"
     folder.mkdir(parents=True, exist_ok=True)
     blobs = [base64.b64encode(b"\0\0\0\x0bssh-ed25519\0\0\0 " + os.urandom(32)).decode() for _ in range(keys)]
@@ -191,12 +192,14 @@ def key_login(installed: Tool, workdir: Path, keys: int = 40) -> Tool:
     lines.append(f'no-agent-forwarding,from="127.0.0.1" ssh-ed25519 {blobs[-1]} me@laptop')
     (folder / "authorized_keys").write_text("\n".join(lines) + "\n")
     (folder / "auth").write_text(f"publickey ssh-ed25519 {blobs[-1]}\n")
+    (folder / "sshrec.toml").write_text('# as sshrec setup writes it\non_failure = "allow"\n'
+                                        f'authorized_keys_file = "{folder / "authorized_keys"}"\n')
     variables = [f"SSH_USER_AUTH={folder / 'auth'}", "SSH_CONNECTION=127.0.0.1 50000 127.0.0.1 22",
-                 "SSH_CLIENT=127.0.0.1 50000 22"]
+                 "SSH_CLIENT=127.0.0.1 50000 22", f"SSHREC_CONFIG={folder / 'sshrec.toml'}"]
     command = installed.argv(["true"], folder)[0]
     return Tool("sshrec-login",
                 lambda cmd, out: ["env", *variables, command, "--home", str(out / "spool"), "--no-index",
-                                  "--authorized-keys-file", str(folder / "authorized_keys"), "--", *cmd],
+                                  "--", *cmd],
                 command, installed.version)
 
 

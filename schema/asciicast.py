@@ -1,20 +1,24 @@
 """Asciicast v2/v3 codec: bytes in, one JSON line per event out, and back.
 
 The encoder works on raw terminal bytes: a UTF-8 sequence split across two reads is carried
-over to the next read, invalid bytes become U+FFFD and are counted. Escaping uses the C JSON
-string encoder, the fastest path CPython offers (see docs/benchmarks.md).
+over to the next read, invalid bytes become U+FFFD and are counted. Escaping is byte-wise
+str/bytes passes, or the optional C accelerator (see docs/benchmarks.md).
+
+The writing half is on the login path: it imports neither json nor re (7 ms at every login);
+the reading half imports json when it first reads.
 """
 
 from __future__ import annotations
 
 import codecs
-import json
-import re
-from collections.abc import Iterator
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+import functools
+
+from . import jsontext
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import re
+    from collections.abc import Iterator
     from typing import IO, Any
 
 try:  # the optional C accelerator (setup.py); same output as the Python path
@@ -23,7 +27,14 @@ except ImportError:
     _fastcast = None
 
 REPLACEMENT = "\ufffd"
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+@functools.cache
+def _escaped_bytes() -> re.Pattern[str]:
+    """Bytes surrogateescape kept (the pure-Python path only, so re is imported only there)."""
+    import re
+
+    return re.compile("[\udc80-\udcff]")
 
 
 class CastError(ValueError):
@@ -80,7 +91,7 @@ class Utf8Stream:
         """One U+FFFD per invalid byte: surrogateescape marks them, one regex pass replaces them."""
         text, used = codecs.utf_8_decode(data, "surrogateescape", final)
         self._pending = data[used:]
-        text, count = _ESCAPED_BYTE.subn(REPLACEMENT, text)
+        text, count = _escaped_bytes().subn(REPLACEMENT, text)
         self.invalid += count
         return text
 
@@ -95,7 +106,7 @@ _RARE_CONTROLS = bytes(b for b in range(32) if b not in (9, 10, 13, 27))
 def json_string_bytes(data: bytes) -> bytes:
     """Valid UTF-8 ``data`` as a JSON string literal, escaped byte-wise: each step is one C pass."""
     if len(data.translate(None, _RARE_CONTROLS)) != len(data):
-        return encode_basestring(data.decode()).encode()
+        return jsontext.string(data.decode()).encode()
     if b"\\" in data:
         data = data.replace(b"\\", b"\\\\")
     if b'"' in data:
@@ -153,7 +164,7 @@ class CastHeader:
         data.update(self.extra)
         if self.sshrec is not None:
             data["sshrec"] = self.sshrec
-        return json.dumps(data, ensure_ascii=False)
+        return jsontext.dumps(data)
 
 
 class EventEncoder:
@@ -192,6 +203,8 @@ class Event:
 
 
 def parse_header(path: str, line: str) -> CastHeader:
+    import json
+
     try:
         data = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -233,6 +246,8 @@ def parse_header(path: str, line: str) -> CastHeader:
 
 
 def parse_event(path: str, number: int, line: str) -> tuple[float, str, str]:
+    import json
+
     try:
         item = json.loads(line)
     except json.JSONDecodeError as exc:

@@ -10,9 +10,10 @@ and ``files`` (transfer operations: ``{"op", "path", "bytes", "at", ...}``).
 
 from __future__ import annotations
 
-import json
 import os
 import time
+
+from . import jsontext
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ def write_record_atomically(record: SessionRecord, path: str, mode: int = 0o600,
     tmp = f"{path}.tmp.{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        os.write(fd, json.dumps(record.to_dict(), indent=1).encode() + b"\n")
+        os.write(fd, jsontext.dumps(record.to_dict(), indent=1).encode() + b"\n")
         if durable:
             os.fsync(fd)
     finally:
@@ -151,5 +152,7 @@ def write_record_atomically(record: SessionRecord, path: str, mode: int = 0o600,
 
 
 def read_record(path: str) -> SessionRecord:
+    import json
+
     with open(path, encoding="utf-8") as handle:
         return SessionRecord.from_dict(json.load(handle))

@@ -66,12 +66,10 @@ def default_home() -> str:
 
 def read_config(path: str, required: bool) -> dict[str, object]:
     if not required and not os.path.exists(path):
-        return {}  # the common case, and tomllib costs milliseconds on every login
-    import tomllib
-
+        return {}  # no config file: nothing to parse
     try:
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            raw = handle.read()
     except FileNotFoundError:
         if required:
             raise ConfigError(f"{path}: config file not found (SSHREC_CONFIG names it)") from None
@@ -80,12 +78,63 @@ def read_config(path: str, required: bool) -> dict[str, object]:
         if required:
             raise ConfigError(f"{path}: config file is not readable") from None
         return {}
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    data = simple_toml(raw)
+    if data is None:  # anything beyond flat key = value lines: the real parser (and its errors)
+        import tomllib
+
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     unknown = sorted(set(data) - set(KNOWN))
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(KNOWN)}")
     return data
+
+
+_BARE_KEY = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def simple_toml(raw: bytes) -> dict[str, object] | None:
+    """The TOML every sshrec config is: ``key = "string" | 'string' | true | false | 123`` lines
+    and comments. tomllib costs 9 ms at import, on every login of a configured host; None
+    for anything else, which tomllib then reads (or explains)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    data: dict[str, object] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, equals, rest = line.partition("=")
+        key, rest = key.strip(), rest.strip()
+        if not equals or not key or not set(key) <= _BARE_KEY or key in data:
+            return None
+        value, after = _simple_value(rest)
+        if value is None or (after and not after.startswith("#")):
+            return None
+        data[key] = value
+    return data
+
+
+def _simple_value(text: str) -> tuple[object, str]:
+    """(value, what follows it) for a string without escapes, a boolean or an integer."""
+    if text[:1] in ('"', "'"):
+        end = text.find(text[0], 1)
+        if end < 0 or (text[0] == '"' and "\\" in text[1:end]):
+            return None, ""
+        return text[1:end], text[end + 1 :].strip()
+    word, _, after = text.partition(" ")
+    word = word.split("#", 1)[0]
+    after = text[len(word) :].strip()
+    if word in ("true", "false"):
+        return word == "true", after
+    digits = word[1:] if word[:1] in "+-" else word
+    if digits.isdigit() and (digits == "0" or not digits.startswith("0")):
+        return int(word), after
+    return None, ""
 
 
 def _caller_name(uid: int) -> str:

@@ -64,3 +64,27 @@ def test_transfer_contents_keeps_the_bytes_when_asked(tmp_path: Path) -> None:
     assert record["mode"] == "scp" and record["files"][0]["bytes"] == 13
     events = cast_events(record["path"])
     assert "payload-bytes" in "".join(e[2] for e in events if e[1] == "o")
+
+
+@pytest.mark.parametrize("text", [
+    'home = "/srv/sshrec"  # where\n# a comment\non_failure = \'deny\'\nrecord_input = true\nformat="v3"\n',
+    (Path(__file__).resolve().parent.parent / "samples" / "sshrec.toml").read_text(),
+    'home = "/a#b"\n',
+    'home = "/with \\\\ backslash"\n',  # escapes: tomllib reads it
+    'home = """multi\nline"""\n',
+    "[section]\nhome = '/x'\n",
+    "home = 0755\n",
+])
+def test_the_fast_config_reader_agrees_with_tomllib(text: str) -> None:
+    import tomllib
+
+    from sshrec.schema.settings import simple_toml
+
+    fast = simple_toml(text.encode())
+    try:
+        expected = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        expected = None
+    assert fast is None or fast == expected
+    if fast is None:
+        assert any(mark in text for mark in ("\\\\", '"""', "[", "0755"))
