@@ -213,24 +213,46 @@ def check_host_pattern(pattern: str) -> None:
 
 
 def address_matches(addr: str, patterns: str) -> bool:
-    """sshd's from= with UseDNS no: the client address against wildcards and CIDR blocks; ``!`` negates.
-
-    The address is the only thing matched (no reverse DNS, so a host-name pattern never
-    matches, exactly like sshd without UseDNS).
-    """
-    import fnmatch
-    import ipaddress
-
-    ip = ipaddress.ip_address(addr)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    text = str(ip)
+    """sshd's from= with UseDNS no: the client address against ``*``/``?`` wildcards and CIDR
+    blocks; ``!`` negates. The address is the only thing matched (no reverse DNS, so a host-name
+    pattern never matches, exactly like sshd without UseDNS). No imports unless a CIDR block is
+    there: this runs on every login with a from= key."""
+    text = addr.lower()
+    if text.startswith("::ffff:") and "." in text:  # an IPv4 client on an IPv6 socket
+        text = text[7:]
     matched = False
     for pattern in patterns.split(","):
         negate = pattern.startswith("!")
         body = pattern[1:] if negate else pattern
-        hit = ip in ipaddress.ip_network(body, strict=False) if "/" in body else fnmatch.fnmatchcase(text, body)
+        hit = _in_block(text, body) if "/" in body else wildcard_match(text, body.lower())
         if hit and negate:
             return False
         matched = matched or hit
     return matched
+
+
+def _in_block(address: str, block: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(block, strict=False)
+    except ValueError:
+        return False
+
+
+def wildcard_match(text: str, pattern: str) -> bool:
+    """sshd's match_pattern: ``*`` any run of characters, ``?`` one; no other specials."""
+    t = p = 0
+    star, mark = -1, 0
+    while t < len(text):
+        if p < len(pattern) and pattern[p] in ("?", text[t]):
+            t, p = t + 1, p + 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, mark = p, t
+            p += 1
+        elif star >= 0:
+            p, mark = star + 1, mark + 1
+            t = mark
+        else:
+            return False
+    return pattern[p:].strip("*") == ""
