@@ -11,7 +11,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +68,9 @@ class Site:
         return subprocess.run([str(self.sshrec), *args], env=env, capture_output=True, text=True, timeout=120)
 
 
+SiteFactory = Callable[..., Site]
+
+
 @pytest.fixture
 def public_dir() -> Iterator[Path]:
     """A folder the test user can reach (pytest's tmp_path is private to root)."""
@@ -81,7 +84,7 @@ def public_dir() -> Iterator[Path]:
 
 @pytest.fixture
 def site_of(sshd_factory: SshdFactory, ssh_client_key: ClientKey, ssh_test_user: TestUser,
-            session_sshrec: Path, public_dir: Path) -> Iterator[object]:
+            session_sshrec: Path, public_dir: Path) -> Iterator[SiteFactory]:
     made: list[Site] = []
     hop_dir = public_dir / "hop"
     hop_dir.mkdir(mode=0o700)
@@ -104,7 +107,18 @@ def site_of(sshd_factory: SshdFactory, ssh_client_key: ClientKey, ssh_test_user:
     yield make
 
 
-def sshproxy_standin(folder: Path, site: Site, user: TestUser) -> Path:
+def sshproxy_site(site_of: SiteFactory, public_dir: Path, backends: int) -> Site:
+    """A gateway whose ForceCommand is ``sshrec -- sshproxy``, with ``backends`` behind it."""
+    base = site_of(backends=backends)
+    folder = public_dir / "bin"
+    folder.mkdir(mode=0o755)
+    proxy = sshproxy_standin(folder, base)
+    site = site_of(recorder_args=f"--no-index -- {proxy}", backends=0)
+    site.backends, site.hop = base.backends, base.hop
+    return site
+
+
+def sshproxy_standin(folder: Path, site: Site) -> Path:
     """Behaves as CEA-HPC sshproxy does: picks a backend at random, runs ssh to it as a child
     (-tt when it got a terminal), and refuses to run once re-parented to init."""
     script = folder / "sshproxy"
@@ -122,14 +136,8 @@ sys.exit(subprocess.call(argv + (["--", command] if command else [])))
     return script
 
 
-def test_sshproxy_sessions_record_the_backend_they_reached(site_of: object, public_dir: Path,
-                                                           ssh_test_user: TestUser) -> None:
-    folder = public_dir / "bin"
-    folder.mkdir(mode=0o755)
-    base = site_of(backends=2)  # type: ignore[operator]
-    proxy = sshproxy_standin(folder, base, ssh_test_user)
-    site = site_of(recorder_args=f"--no-index -- {proxy}", backends=0)  # type: ignore[operator]
-    site.backends, site.hop = base.backends, base.hop
+def test_sshproxy_sessions_record_the_backend_they_reached(site_of: SiteFactory, public_dir: Path) -> None:
+    site = sshproxy_site(site_of, public_dir, backends=2)
     ports = []
     for _ in range(4):
         result = site.gateway.client().run('echo "$SSH_CONNECTION"')
@@ -147,13 +155,8 @@ def test_sshproxy_sessions_record_the_backend_they_reached(site_of: object, publ
                                                             if p == ports[0]}, listed.stderr
 
 
-def test_sshproxy_gets_a_terminal_only_when_sshd_gave_one(site_of: object, public_dir: Path,
-                                                          ssh_test_user: TestUser) -> None:
-    folder = public_dir / "bin"
-    folder.mkdir(mode=0o755)
-    base = site_of(backends=1)  # type: ignore[operator]
-    proxy = sshproxy_standin(folder, base, ssh_test_user)
-    site = site_of(recorder_args=f"--no-index -- {proxy}", backends=0)  # type: ignore[operator]
+def test_sshproxy_gets_a_terminal_only_when_sshd_gave_one(site_of: SiteFactory, public_dir: Path) -> None:
+    site = sshproxy_site(site_of, public_dir, backends=1)
     with site.gateway.client().spawn_pty() as term:
         term.expect(SHELL_PROMPT, timeout=20)
         term.sendline("tty; exit 3")
@@ -163,11 +166,11 @@ def test_sshproxy_gets_a_terminal_only_when_sshd_gave_one(site_of: object, publi
     assert no_tty.stdout == b"not a tty\n", show(no_tty)
     first, second = site.records(2)
     assert (first["mode"], second["mode"]) == ("pty", "pipe")
-    assert first["destination"] == second["destination"] == f"127.0.0.1:{base.backends[0].port}"
+    assert first["destination"] == second["destination"] == f"127.0.0.1:{site.backends[0].port}"
 
 
-def test_a_proxycommand_nc_hop_names_its_target_and_ends_normally(site_of: object) -> None:
-    site = site_of(backends=1)  # type: ignore[operator]
+def test_a_proxycommand_nc_hop_names_its_target_and_ends_normally(site_of: SiteFactory) -> None:
+    site = site_of(backends=1)
     target = site.backends[0]
     hop = shlex.join(site.gateway.client().ssh_argv("nc %h %p"))
     client = target.client()
@@ -187,8 +190,8 @@ def test_a_proxycommand_nc_hop_names_its_target_and_ends_normally(site_of: objec
     assert json.loads(site.root("ls", "--exit", "nonzero", "--json").stdout) == []
 
 
-def test_a_jump_host_shell_records_every_host_it_visits(site_of: object) -> None:
-    site = site_of(backends=2)  # type: ignore[operator]
+def test_a_jump_host_shell_records_every_host_it_visits(site_of: SiteFactory) -> None:
+    site = site_of(backends=2)
     first, second = (b.port for b in site.backends)
     command = "; ".join(site.hop.ssh(port, "echo visited") for port in (first, second, first))
     result = site.gateway.client().run(command)
@@ -204,8 +207,8 @@ def test_a_jump_host_shell_records_every_host_it_visits(site_of: object) -> None
         assert [r["id"] for r in listed] == [record["id"]]
 
 
-def test_scp_to_a_third_host_is_a_destination(site_of: object) -> None:
-    site = site_of(backends=1)  # type: ignore[operator]
+def test_scp_to_a_third_host_is_a_destination(site_of: SiteFactory) -> None:
+    site = site_of(backends=1)
     backend = site.backends[0]
     target = backend.scratch / "copied"
     copy = shlex.join(["scp", *site.hop.options(), "-P", str(backend.port), "/etc/hostname",
@@ -217,8 +220,8 @@ def test_scp_to_a_third_host_is_a_destination(site_of: object) -> None:
                for d in record["destinations"]), record  # type: ignore[union-attr]
 
 
-def test_deny_interactive_refuses_shells_and_records_the_attempt(site_of: object) -> None:
-    site = site_of(recorder_args="--no-index --deny-interactive", backends=0)  # type: ignore[operator]
+def test_deny_interactive_refuses_shells_and_records_the_attempt(site_of: SiteFactory) -> None:
+    site = site_of(recorder_args="--no-index --deny-interactive", backends=0)
     with site.gateway.client().spawn_pty() as term:
         term.expect("interactive shells are not allowed here")
         assert term.wait(timeout=20) == 1, term.describe()
@@ -232,15 +235,15 @@ def test_deny_interactive_refuses_shells_and_records_the_attempt(site_of: object
     assert [r["id"] for r in listed] == [refused["id"]]
 
 
-def test_mosh_is_refused_by_default_and_noted_when_allowed(site_of: object, tmp_path: Path,
+def test_mosh_is_refused_by_default_and_noted_when_allowed(site_of: SiteFactory, tmp_path: Path,
                                                            ssh_test_user: TestUser) -> None:
-    site = site_of(backends=0)  # type: ignore[operator]
+    site = site_of(backends=0)
     refused = site.gateway.client().run("mosh-server new -p 60001")
     assert refused.returncode == 1 and b"mosh is not allowed here" in refused.stderr, show(refused)
     fake = site.gateway.scratch / "mosh-server"
     fake.write_text("#!/bin/sh\necho 'MOSH CONNECT 60001 c2VjcmV0'\n")
     fake.chmod(0o755)
-    allowing = site_of(recorder_args="--no-index --mosh allow", backends=0)  # type: ignore[operator]
+    allowing = site_of(recorder_args="--no-index --mosh allow", backends=0)
     allowed = allowing.gateway.client().run(f"{fake} new")
     assert allowed.stdout == b"MOSH CONNECT 60001 c2VjcmV0\n", show(allowed)
     assert site.records(1)[0]["status"] == "refused"
@@ -248,8 +251,8 @@ def test_mosh_is_refused_by_default_and_noted_when_allowed(site_of: object, tmp_
     assert any("mosh: only the start" in str(n) for n in record["notes"]), record  # type: ignore[union-attr]
 
 
-def test_sessions_of_one_multiplexed_connection_share_an_id(site_of: object, tmp_path: Path) -> None:
-    site = site_of(backends=0)  # type: ignore[operator]
+def test_sessions_of_one_multiplexed_connection_share_an_id(site_of: SiteFactory, tmp_path: Path) -> None:
+    site = site_of(backends=0)
     client = site.gateway.client()
     control = tmp_path / "cm"
     options, own = client.options(), []
@@ -276,10 +279,10 @@ def test_sessions_of_one_multiplexed_connection_share_an_id(site_of: object, tmp
 
 
 @pytest.mark.parametrize("subsystem", ["external", "internal-sftp"])
-def test_sftp_is_byte_exact_and_recorded_as_file_operations(site_of: object, sshd_factory: SshdFactory,
+def test_sftp_is_byte_exact_and_recorded_as_file_operations(site_of: SiteFactory, sshd_factory: SshdFactory,
                                                             tmp_path: Path, subsystem: str) -> None:
     options = {"Subsystem": "sftp internal-sftp"} if subsystem == "internal-sftp" else {}
-    site = site_of(backends=0, options=options)  # type: ignore[operator]
+    site = site_of(backends=0, options=options)
     plain = sshd_factory(force_command=None, options=options)
     data = os.urandom(1024 * 1024 + 17)
     local = tmp_path / "local.bin"
@@ -296,14 +299,14 @@ def test_sftp_is_byte_exact_and_recorded_as_file_operations(site_of: object, ssh
     remote = str(site.gateway.scratch / "up.bin")
     ops = [(f["op"], f["path"], f.get("bytes")) for f in record["files"]]  # type: ignore[union-attr]
     assert ops == [("write", remote, len(data)), ("read", remote, len(data)), ("rename", remote, None)], ops
-    assert record["mode"] == "sftp" and record["bytes_in"] > len(data), record  # type: ignore[operator]
+    assert record["mode"] == "sftp" and record["bytes_in"] > len(data), record
     assert Path(str(record["path"])).stat().st_size < 20_000  # no file contents in the cast
     listed = json.loads(site.root("ls", "--file", "*/up.bin", "--mode", "sftp", "--json").stdout)
     assert [r["id"] for r in listed] == [record["id"]]
 
 
-def test_legacy_scp_and_rsync_are_byte_exact_with_their_paths(site_of: object, tmp_path: Path) -> None:
-    site = site_of(backends=0)  # type: ignore[operator]
+def test_legacy_scp_and_rsync_are_byte_exact_with_their_paths(site_of: SiteFactory, tmp_path: Path) -> None:
+    site = site_of(backends=0)
     client = site.gateway.client()
     data = os.urandom(300_000)
     local = tmp_path / "payload.bin"
@@ -333,8 +336,8 @@ def test_legacy_scp_and_rsync_are_byte_exact_with_their_paths(site_of: object, t
         assert Path(str(record["path"])).stat().st_size < 20_000, record
 
 
-def test_shell_syntax_around_a_transfer_is_a_shell_session(site_of: object) -> None:
-    site = site_of(backends=0)  # type: ignore[operator]
+def test_shell_syntax_around_a_transfer_is_a_shell_session(site_of: SiteFactory) -> None:
+    site = site_of(backends=0)
     result = site.gateway.client().run("scp -t /tmp/sshrec-nothing; echo the-shell-ran")
     assert b"the-shell-ran" in result.stdout, show(result)
     [record] = site.records(1)
