@@ -54,7 +54,8 @@ class ServeProcess:
 
     def __init__(self, workdir: Path, args: Sequence[str], *, keys: str | None,
                  stdin_keys: bytes | None = None, env: dict[str, str] | None = None,
-                 user: int | None = None, listen: bool = True, index: bool = False) -> None:
+                 user: int | None = None, listen: bool = True, index: bool = False,
+                 executable: str = SSHREC) -> None:
         self.workdir = workdir
         self.spool = workdir / "spool"
         self.home = workdir / "home"
@@ -65,7 +66,7 @@ class ServeProcess:
         base.update(SSHREC_HOME=str(self.spool), SSHREC_CONFIG="/dev/null", HOME=str(self.home),
                     SHELL="/bin/sh", LC_ALL="C.UTF-8", **{TAG_VAR: self.tag})
         base.update(env or {})
-        argv = [SSHREC, "serve"]
+        argv = [executable, "serve"]  # run as another user: a copy that user can reach (staging.py)
         if keys is not None:
             argv += ["--authorized-keys", keys]
         if listen:
@@ -428,14 +429,14 @@ def test_error_keys_file_missing(serve: ServeFactory, tmp_path: Path) -> None:
     assert srv.stdout_text == ""
 
 
-def test_error_keys_file_unreadable(serve: ServeFactory, client_key: ClientKey) -> None:
+def test_error_keys_file_unreadable(serve: ServeFactory, client_key: ClientKey, session_sshrec: Path) -> None:
     # root reads anything: then serve runs as nobody, in a directory nobody may use.
     user = 65534 if os.geteuid() == 0 else None
     base = serve.public_dir()
     keys = base / "authorized_keys"
     keys.write_text(client_key.public_line + "\n")
     keys.chmod(0o000)
-    srv = serve(keys=keys, user=user, base=base)
+    srv = serve(keys=keys, user=user, base=base, executable=str(session_sshrec))
     assert error_of(srv) == f"sshrec serve: invalid authorized keys: {keys} is not readable (Permission denied)"
 
 
@@ -500,7 +501,7 @@ def test_error_port_in_use(serve: ServeFactory) -> None:
     assert srv.stdout_text.startswith("ssh-ed25519 ") and srv.stdout_text.count("\n") == 1
 
 
-def test_error_port_not_permitted(serve: ServeFactory, client_key: ClientKey) -> None:
+def test_error_port_not_permitted(serve: ServeFactory, client_key: ClientKey, session_sshrec: Path) -> None:
     start = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
     if start <= 1:
         pytest.skip("every port is unprivileged on this host")
@@ -509,7 +510,8 @@ def test_error_port_not_permitted(serve: ServeFactory, client_key: ClientKey) ->
     keys = base / "authorized_keys"
     keys.write_text(client_key.public_line + "\n")
     keys.chmod(0o644)
-    srv = serve("--port", "1", "--listen", "127.0.0.1", keys=keys, listen=False, user=user, base=base)
+    srv = serve("--port", "1", "--listen", "127.0.0.1", keys=keys, listen=False, user=user, base=base,
+                executable=str(session_sshrec))
     assert srv.wait() == 1
     assert srv.stderr_text == ("sshrec serve: cannot bind 127.0.0.1 port 1: Permission denied "
                                "(ports below 1024 need root or CAP_NET_BIND_SERVICE)\n")

@@ -29,10 +29,11 @@ def mode_of(path: Path) -> tuple[int, int]:
     return info.st_uid, stat.S_IMODE(info.st_mode)
 
 
-def test_refuses_to_run_as_an_ordinary_user(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        result = subprocess.run([SSHREC, "setup", "--home", str(tmp_path / "spool")], capture_output=True,
-                                text=True, user=65534, group=65534, extra_groups=[], timeout=60, cwd="/")
+def test_refuses_to_run_as_an_ordinary_user(tmp_path: Path, session_sshrec: Path) -> None:
+    if os.geteuid() == 0:  # as nobody, with a copy of sshrec nobody can reach (tests/staging.py)
+        result = subprocess.run([str(session_sshrec), "setup", "--home", str(tmp_path / "spool")],
+                                capture_output=True, text=True, user=65534, group=65534, extra_groups=[],
+                                timeout=60, cwd="/")
     else:
         result = setup(tmp_path)
     assert result.returncode == 1 and "must run as root" in result.stderr, result.stderr

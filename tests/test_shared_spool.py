@@ -172,8 +172,11 @@ def test_a_taken_folder_name_neither_blocks_nor_exposes_its_user(gateway: Gatewa
     [folder] = [p for p in (gateway.home / "users").iterdir() if p.name.startswith(f"{alice.name}~")]
     assert (folder.stat().st_uid, stat.S_IMODE(folder.stat().st_mode)) == (alice.uid, 0o700)
 
+    listing = gateway.sshrec_as(alice, "ls")  # no index of hers in bob's folder
+    assert listing.returncode == 1 and b"is not your folder" in listing.stderr, show(listing)
+    assert not (trap / "index.db").exists()
     indexed = gateway.root("index", "--json")
-    assert json.loads(indexed.stdout)["new_by_user"] == {alice.name: 1, bob.name: 1}, indexed.stdout
+    assert json.loads(indexed.stdout)["new_by_user"] == {alice.name: 2, bob.name: 1}, indexed.stdout
     repaired = gateway.root("setup", "--home", str(gateway.home), "--json")
     changes = json.loads(repaired.stdout)["changes"]
     assert any(f"belongs to {bob.name}, not {alice.name}" in c for c in changes), changes

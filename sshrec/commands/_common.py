@@ -87,9 +87,26 @@ def settings_from(args: argparse.Namespace) -> Any:
     from sshrec.schema.settings import ConfigError, load_settings
 
     try:
-        return load_settings(home=args.home, db_url=args.db)
+        settings = load_settings(home=args.home, db_url=args.db)
     except ConfigError as exc:
         raise CommandError(str(exc)) from None
+    if settings.shared and not settings.admin:
+        check_own_folder(settings.spool)
+    return settings
+
+
+def check_own_folder(path: str) -> None:
+    """A user's folder of a shared spool that someone else made (squatting) is not theirs to
+    read or to keep an index in."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return  # made on first use, by this user
+    import stat
+
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise CommandError(f"not permitted: {path} is not your folder (it belongs to uid {info.st_uid}); "
+                           "your recordings are kept safe elsewhere until root runs: sshrec setup")
 
 
 def caller_name() -> str:
