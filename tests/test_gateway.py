@@ -207,6 +207,21 @@ def test_a_jump_host_shell_records_every_host_it_visits(site_of: SiteFactory) ->
         assert [r["id"] for r in listed] == [record["id"]]
 
 
+def test_ssh_typed_in_a_terminal_session_is_a_destination(site_of: SiteFactory) -> None:
+    """ssh -t gw ssh target: the hop runs on the gateway's terminal, the watch sees it there."""
+    site = site_of(backends=1)
+    port = site.backends[0].port
+    inner = shlex.join(["ssh", *site.hop.options(), "-tt", "-p", str(port), "127.0.0.1", "tty; exit 4"])
+    with site.gateway.client().spawn_pty(command=inner) as term:
+        term.expect(r"/dev/pts/\d+")
+        assert term.wait(timeout=20) == 4, term.describe()
+    [record] = site.records(1)
+    assert (record["mode"], record["destination"]) == ("pty", f"127.0.0.1:{port}"), record
+    listed = site.root("ls")
+    connection = str(record["connection_id"])[:8]
+    assert connection and connection in listed.stdout.splitlines()[1], listed.stdout
+
+
 def test_scp_to_a_third_host_is_a_destination(site_of: SiteFactory) -> None:
     site = site_of(backends=1)
     backend = site.backends[0]

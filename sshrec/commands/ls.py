@@ -31,7 +31,8 @@ EXAMPLES = """\
   sshrec ls --command 'rm -rf' --exit nonzero --json | jq -r '.[].id'
 """
 
-HEADERS = ("ID", "STARTED (UTC)", "TIME", "USER", "CLIENT", "DESTINATION", "STATUS", "COMMAND")
+HEADERS = ("ID", "STARTED (UTC)", "TIME", "USER", "CLIENT", "CONN", "DESTINATION", "STATUS", "COMMAND")
+CONN_CHARS = 8  # of the connection id: enough to see which sessions share one (ls --connection takes a prefix*)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +52,7 @@ def table_row(record: dict[str, object]) -> list[str]:
         duration_text(record["duration"]),  # type: ignore[arg-type]
         cell(record["user"]),
         cell(record["client_addr"]),
+        cell(str(record.get("connection_id") or "")[:CONN_CHARS]),
         cell(record["destination"]),
         cell(status_text(record)),
         cell(command_text(record)),
