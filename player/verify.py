@@ -2,8 +2,10 @@
 
 - A spool recording: its SHA-256 against the one in its session record. The ``<id>.json``
   beside the cast is authoritative (written when the session ended); the header's ``sshrec``
-  object is a copy made at the start, before there was a digest. (A chained digest from the
-  collector will be checked here too once the collector writes one.)
+  object is a copy made at the start, before there was a digest. A recording the collector
+  made also has ``<id>.chain`` (schema/chain.py): every commit point is checked, so an edit
+  is placed in its block, a cut is found, and an interrupted recording verifies up to its
+  last commit point; the final chain value must equal the record's ``seal``.
 - A lone exported cast (verbatim copy): its events, with the original header kept under
   ``sshrec_source``, against the record's SHA-256 of the original recording.
 - An export directory: every file against ``manifest.json`` (missing, extra, size, SHA-256),
@@ -154,6 +156,9 @@ def verify_recording(cast: str) -> Finding:
         return Finding(False, cast, origin)
     if record is None:
         return _verify_standalone(cast)
+    chain = (cast[:-5] if cast.endswith(".cast") else cast) + ".chain"
+    if os.path.exists(chain):
+        return _verify_chain(cast, chain, record)
     digest = record.get("sha256")
     if not digest:
         return _no_digest(cast, record)
@@ -161,6 +166,32 @@ def verify_recording(cast: str) -> Finding:
     if actual == digest:
         return Finding(True, cast, f"matches the SHA-256 in {os.path.basename(origin)} ({actual[:16]}…)")
     return _diagnose(cast, record)
+
+
+def _verify_chain(cast: str, chain_file: str, record: dict[str, object]) -> Finding:
+    from sshrec.schema import chain
+
+    try:
+        found = chain.check(cast, chain_file)
+    except (OSError, chain.ChainError) as exc:
+        return Finding(False, cast, f"its chain cannot be read: {exc}")
+    if not found.ok:
+        return Finding(False, cast, f"{found.problem} (chain {os.path.basename(chain_file)})")
+    seal = record.get("seal")
+    if record.get("status") == "recording":
+        return Finding(True, cast, f"still being recorded: verified up to its last commit point "
+                                   f"({found.verified_bytes} bytes, {found.checkpoints} commit points)")
+    if found.unverified_tail:
+        return Finding(False, cast, f"{found.unverified_tail} bytes after the last commit point were added "
+                                    "after the recording was sealed")
+    if seal != found.seal:
+        return Finding(False, cast, f"the chain does not end in the record's seal ({str(seal)[:16]}… expected, "
+                                    f"{str(found.seal)[:16]}… found): the chain file was replaced")
+    digest = record.get("sha256")
+    if digest and file_hashes(cast).whole.hexdigest() != digest:
+        return _diagnose(cast, record)
+    return Finding(True, cast, f"sealed chain of {found.checkpoints} commit points matches "
+                               f"({str(seal)[:16]}…)")
 
 
 def _no_digest(cast: str, record: dict[str, object]) -> Finding:

@@ -90,6 +90,16 @@ class CastFile:
         if len(self._buf) >= FLUSH_BYTES or now - self._last_flush >= FLUSH_INTERVAL:
             self.flush()
 
+    def io(self) -> None:
+        """A file needs no polling (the collector's sink has a socket)."""
+        return None
+
+    def on_io(self, events: int) -> None:
+        """Nothing to do: see io."""
+
+    def congested(self) -> bool:
+        return False
+
     def flush_due_in(self) -> float | None:
         """Seconds until buffered lines must be written, or None when nothing is buffered."""
         if not self._buf:

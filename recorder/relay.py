@@ -43,6 +43,10 @@ if TYPE_CHECKING:
         def resize(self, cols: int, rows: int) -> None: ...
         def flush_due_in(self) -> float | None: ...
         def flush(self) -> None: ...
+        # A sink with a socket of its own (the collector's) has it polled with the session's fds:
+        def io(self) -> tuple[int, int] | None: ...  # (fd, poll mask) to watch, or None
+        def on_io(self, events: int) -> None: ...
+        def congested(self) -> bool: ...  # True: stop reading the session until it has room
 
     class Watch(Protocol):
         """Something that looks at the session's processes now and then (recorder/watch.py)."""
@@ -229,6 +233,7 @@ class Relay:
                  on_resize: Callable[[int, int], None] | None = None, watch: Watch | None = None) -> None:
         self.pid = pid
         self.watch = watch
+        self.sink_fd = -1
         self.pumps = pumps
         self.recorder = recorder
         self.signals = signals
@@ -367,8 +372,13 @@ class Relay:
 
     def _watch(self) -> None:
         wanted: dict[int, int] = {}
+        sink = self.recorder.io()
+        if sink is not None:
+            self.sink_fd = sink[0]
+            wanted[sink[0]] = sink[1]
+        held = self.recorder.congested()  # the recording cannot keep up: the session waits
         for pump in self.pumps:
-            if pump.reading and not pump.backlog:
+            if pump.reading and not pump.backlog and not held:
                 wanted[pump.src] = wanted.get(pump.src, 0) | select.POLLIN
             if pump.backlog and pump.dst_open:
                 wanted[pump.dst] = wanted.get(pump.dst, 0) | select.POLLOUT
@@ -396,6 +406,9 @@ class Relay:
         return int(timeout * 1000) + 1
 
     def _on_ready(self, fd: int, events: int) -> None:
+        if fd == self.sink_fd:
+            self.recorder.on_io(events)
+            return
         for pump in self.pumps:
             if pump.src == fd and pump.reading and not pump.backlog:
                 self._read(pump)

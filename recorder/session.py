@@ -30,7 +30,8 @@ class RecordOptions:
 
     __slots__ = ("command", "home", "personal", "format", "record_input", "destination", "on_failure",
                  "index", "db_url", "transcript_fd", "notes", "authorized_keys_file", "deny_interactive",
-                 "mosh", "transfer_contents", "watch", "shell")
+                 "mosh", "transfer_contents", "watch", "shell", "sink", "collector_socket", "collector_buffer",
+                 "collector_timeout")
 
     def __init__(self, command: list[str], home: str, format: str = "v2", record_input: bool = False,
                  destination: str | None = None, on_failure: str = "allow", index: bool = True,
@@ -38,7 +39,8 @@ class RecordOptions:
                  notes: list[str] | None = None, personal: bool = False,
                  authorized_keys_file: str | None = None, deny_interactive: bool = False,
                  mosh: str = "deny", transfer_contents: bool = False, watch: bool = True,
-                 shell: str | None = None) -> None:
+                 shell: str | None = None, sink: str = "spool", collector_socket: str = "",
+                 collector_buffer: int = 8 << 20, collector_timeout: float = 10.0) -> None:
         self.command = command
         self.home = home
         self.personal = personal  # home is a shared spool: record into this user's folder of it
@@ -56,6 +58,10 @@ class RecordOptions:
         self.transfer_contents = transfer_contents  # keep the bytes of sftp/scp/rsync, not only the files
         self.watch = watch  # follow the process tree for destinations
         self.shell = shell  # run sessions with this shell, not the passwd one
+        self.sink = sink  # "spool" (files written directly) or "collector"
+        self.collector_socket = collector_socket
+        self.collector_buffer = collector_buffer  # bytes kept until the collector acknowledges them
+        self.collector_timeout = collector_timeout  # seconds the collector may be away before on_failure
 
 
 TRANSFER_MODES = ("sftp", "scp", "rsync")
@@ -180,17 +186,11 @@ class SpoolSession:
         record.sha256 = self.cast.close()
         record.ended_at = iso_utc(time.time())
         record.duration = round(time.monotonic() - started_mono, 6)
-        record.exit_status = None if outcome.ended_by_client else outcome.exit_status
-        record.exit_signal = None if outcome.ended_by_client else outcome.exit_signal
+        record.exit_status, record.exit_signal = reported_exit(outcome)
         record.bytes_out = self.cast.bytes_out
         record.bytes_in = self.cast.bytes_in
         record.invalid_bytes = self.cast.invalid_bytes
-        record.notes.extend(outcome.notes)
-        if outcome.ended_by_client:
-            record.notes.append(f"the client closed its input and left ({outcome.client_gone}) while the "
-                                f"command still ran; it was then ended ({outcome.exit_signal}): no exit status")
-        elif outcome.client_gone:
-            record.notes.append(f"session ended because {outcome.client_gone}")
+        record.notes.extend(outcome_notes(outcome))
         if self.cast.mirror_error is not None:
             record.notes.append(f"transcript copy stopped: {self.cast.mirror_error.strerror}")
         if refused is not None:
@@ -210,6 +210,23 @@ class SpoolSession:
         except OSError:
             pass
         os.close(self._lock_fd)
+
+
+def reported_exit(outcome: relay.Outcome) -> tuple[int | None, str | None]:
+    """The exit status and signal the record keeps (none when the client ended the session)."""
+    if outcome.ended_by_client:
+        return None, None
+    return outcome.exit_status, outcome.exit_signal
+
+
+def outcome_notes(outcome: relay.Outcome) -> list[str]:
+    notes = list(outcome.notes)
+    if outcome.ended_by_client:
+        notes.append(f"the client closed its input and left ({outcome.client_gone}) while the command "
+                     f"still ran; it was then ended ({outcome.exit_signal}): no exit status")
+    elif outcome.client_gone:
+        notes.append(f"session ended because {outcome.client_gone}")
+    return notes
 
 
 def spawn_indexer(json_path: str, opts: RecordOptions) -> None:
@@ -264,6 +281,10 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
         term=record.term,
         env={"SHELL": user_shell(env, opts.shell), **({"TERM": record.term} if record.term else {})},
     )
+    if opts.sink == "collector":
+        from .collector.client import record_to_collector
+
+        return record_to_collector(opts, cmd, env, record, header, refusal, (interactive, (cols, rows)))
     try:
         spool_dir = choose_spool(opts, record)
         session = SpoolSession(spool_dir, record, header, opts)
@@ -272,31 +293,46 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
         reason = exc.strerror or str(exc)
         if isinstance(exc, PermissionError) and not opts.personal:
             reason += f"; a spool for several users is made by root with: sshrec setup --home {opts.home}"
-        if refusal is not None:
-            warn(f"session refused: {refusal}")
-            return 1
-        if opts.on_failure == "deny":
-            warn(f"session refused: cannot record to {where}: {reason} (on-failure=deny)")
-            return 1
-        warn(f"this session is NOT recorded: cannot write {where}: {reason}")
-        return exec_unrecorded(cmd, env)
+        return unrecordable(f"cannot record to {where}: {reason}", refusal, opts, cmd, env)
     if refusal is not None:
         return refuse(session, refusal, started_mono, opts)
-    env["SSHREC_SESSION_ID"] = session_id
-    destinations = DestinationLog(session.cast) if opts.watch else None
+    outcome = run_command(cmd, env, session.cast, opts, record, (interactive, (cols, rows)))
+    session.finish(outcome, started_mono)
+    if opts.index:
+        spawn_indexer(session.json_path, opts)
+    return client_status(outcome)
+
+
+def unrecordable(why: str, refusal: str | None, opts: RecordOptions, cmd: Command, env: dict[str, str]) -> int:
+    """The session cannot be recorded: refuse it (a policy, or on-failure=deny), else run it as is."""
+    if refusal is not None:
+        warn(f"session refused: {refusal}")
+        return 1
+    if opts.on_failure == "deny":
+        warn(f"session refused: {why} (on-failure=deny)")
+        return 1
+    warn(f"this session is NOT recorded: {why}")
+    return exec_unrecorded(cmd, env)
+
+
+def run_command(cmd: Command, env: dict[str, str], sink: CastFile, opts: RecordOptions, record: SessionRecord,
+                terminal: tuple[bool, tuple[int, int]]) -> relay.Outcome:
+    """Run the command through the relay into ``sink``; the record gets what was seen on the way
+    (destinations, transfer operations, notes)."""
+    interactive, size = terminal
+    env["SSHREC_SESSION_ID"] = record.id
+    destinations = DestinationLog(sink) if opts.watch else None
     transfer = None
     try:
         if interactive:
-            outcome = relay.run_pty(cmd.argv, cmd.executable, env, session.cast, opts.record_input,
-                                    (cols, rows), destinations)
-        elif mode in TRANSFER_MODES:
+            outcome = relay.run_pty(cmd.argv, cmd.executable, env, sink, opts.record_input, size, destinations)
+        elif record.mode in TRANSFER_MODES:
             from .transfer.sink import TransferSink
 
-            transfer = TransferSink(session.cast, mode, cmd.argv, opts.transfer_contents, opts.record_input)
+            transfer = TransferSink(sink, record.mode, cmd.argv, opts.transfer_contents, opts.record_input)
             outcome = relay.run_pipes(cmd.argv, cmd.executable, env, transfer, True, destinations)
         else:
-            outcome = relay.run_pipes(cmd.argv, cmd.executable, env, session.cast, opts.record_input,
-                                      destinations)
+            outcome = relay.run_pipes(cmd.argv, cmd.executable, env, sink, opts.record_input, destinations)
     except relay.SpawnError as exc:
         warn(str(exc))
         outcome = relay.Outcome(exc.status, None, notes=[str(exc)])
@@ -305,9 +341,11 @@ def record_session(opts: RecordOptions, env: Mapping[str, str] | None = None) ->
     if transfer is not None:
         record.notes.extend(transfer.finish())
         record.files = transfer.files
-    session.finish(outcome, started_mono)
-    if opts.index:
-        spawn_indexer(session.json_path, opts)
+    return outcome
+
+
+def client_status(outcome: relay.Outcome) -> int:
+    """What the recorder exits with: the command's status, or -N to die of its signal N."""
     if outcome.ended_by_client:
         return 0  # nobody is left to see it
     if outcome.exit_signal is not None and outcome.exit_status > 128:

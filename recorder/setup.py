@@ -290,6 +290,99 @@ def sshd_lines(executable: str) -> list[str]:
     ]
 
 
+def service_account(plan: Plan, name: str, home: str) -> tuple[int, int]:
+    """The collector's own system user (made now, before the plan that gives it the spool,
+    unless this is a dry run); (uid, gid), or (-1, -1) while it does not exist yet."""
+    try:
+        entry = pwd.getpwnam(name)
+        return entry.pw_uid, entry.pw_gid
+    except KeyError:
+        pass
+    argv = ["useradd", "--system", "--user-group", "--home-dir", home, "--no-create-home",
+            "--shell", "/usr/sbin/nologin", "--comment", "sshrec collector", name]
+    plan.add(f"create the system user {name} (no login, no password)", lambda: _useradd(argv))
+    return -1, -1
+
+
+def _useradd(argv: list[str]) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise SetupError(f"useradd failed: {result.stderr.strip()}")
+
+
+def make_collector_plan(home: str, config_path: str, executable: str, user: str, socket_path: str,
+                        systemd_dir: str) -> Plan:
+    """The secure deployment: a service user owns the spool (0700: recorded users cannot read
+    or change a thing), a socket folder recorders reach, the systemd unit, the config."""
+    if os.geteuid() != 0:
+        raise SetupError("must run as root: it creates the collector's user and gives it the spool "
+                         "(sudo sshrec setup --collector)")
+    home = os.path.abspath(home)
+    plan = Plan(home=home, config_path=config_path)
+    uid, gid = service_account(plan, user, home)
+    if uid < 0:
+        plan.add(f"{home} and {os.path.dirname(socket_path)}: given to {user} (0700, 0755)",
+                 lambda: _give_later(home, socket_path, user))
+    else:
+        ensure_dir(plan, home, 0o700, uid, gid)
+        ensure_dir(plan, os.path.dirname(socket_path), 0o755, uid, gid)
+        owned_tree(plan, os.path.join(home, "recordings"), uid, gid)
+    unit = os.path.join(systemd_dir, "sshrec-collector.service")
+    from .collector.unit import unit_text
+
+    text = unit_text(user, executable, home, os.path.dirname(socket_path))
+    try:
+        with open(unit, encoding="utf-8") as handle:
+            if handle.read() != text:
+                plan.warnings.append(f"{unit} differs from what setup would write: left as it is")
+    except FileNotFoundError:
+        plan.add(f"write {unit}", lambda: _write_public(unit, text))
+    collector_config(plan, home, config_path, socket_path)
+    check_reachable(plan, executable)
+    plan.sshd_lines = sshd_lines(executable) + [
+        "# then: systemctl daemon-reload && systemctl enable --now sshrec-collector"]
+    return plan
+
+
+def _give_later(home: str, socket_path: str, user: str) -> None:
+    entry = pwd.getpwnam(user)
+    for path, mode in ((home, 0o700), (os.path.dirname(socket_path), 0o755)):
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+        os.chmod(path, mode)
+
+
+def owned_tree(plan: Plan, root: str, uid: int, gid: int) -> None:
+    """Recordings already in the spool (direct mode before): the collector's from now on."""
+    wrong = sum(1 for _, info in _walk(root) if (info.st_uid, info.st_gid) != (uid, gid))
+    if wrong:
+        plan.add(f"{root}: {wrong} file(s) and folder(s) given to the collector's user",
+                 lambda: [os.chown(path, uid, gid, follow_symlinks=False) for path, _ in _walk(root)])
+
+
+def collector_config(plan: Plan, home: str, path: str, socket_path: str) -> None:
+    if os.path.exists(path):
+        from sshrec.schema.settings import ConfigError, read_config
+
+        try:
+            config = read_config(path, required=True)
+        except ConfigError as exc:
+            plan.warnings.append(f"{exc} (left as it is)")
+            return
+        if config.get("sink") != "collector":
+            plan.warnings.append(f'{path} has no sink = "collector": recorders still write the spool '
+                                 f'themselves; add: sink = "collector" and collector_socket = "{socket_path}"')
+        return
+    keys = sshd_setting("AuthorizedKeysFile") or DEFAULT_AUTHORIZED_KEYS
+    text = (f"# sshrec settings, written by 'sshrec setup --collector' on {time.strftime('%Y-%m-%d')}\n"
+            f"home = {_toml_string(home)}\n"
+            'sink = "collector"                 # recorders stream to the collector, which owns the spool\n'
+            f"collector_socket = {_toml_string(socket_path)}\n"
+            'on_failure = "deny"                # no session runs unrecorded\n'
+            f"authorized_keys_file = {_toml_string(keys)}\n")
+    plan.add(f"write {path} (sink = collector)", lambda: _write_public(path, text))
+
+
 def make_plan(home: str, config_path: str, executable: str, precreate: list[str]) -> Plan:
     if os.geteuid() != 0:
         raise SetupError("must run as root: it gives the spool to root and a folder in it to each user "

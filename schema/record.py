@@ -5,7 +5,8 @@ Field names are a contract (see DESIGN.md). Two fields extend the contract:
 ``notes`` (human-readable remarks such as a defaulted window size). The contract's "as they
 come" fields: ``connection_id`` (shared by the sessions of one SSH connection),
 ``destinations`` (every host the session reached: ``{"destination", "addr", "via", "at"}``)
-and ``files`` (transfer operations: ``{"op", "path", "bytes", "at", ...}``).
+and ``files`` (transfer operations: ``{"op", "path", "bytes", "at", ...}``). ``seal``: the
+final digest of the collector's chain over the cast (schema/chain.py), None in direct mode.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class SessionRecord:
     connection_id: str | None = None
     destinations: list[dict[str, Any]] = _LIST
     files: list[dict[str, Any]] = _LIST
+    seal: str | None = None
 
     def __init__(self, id: str, **values: Any) -> None:
         unknown = set(values) - set(FIELD_NAMES)

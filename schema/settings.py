@@ -15,7 +15,9 @@ class ConfigError(Exception):
 # What sshd reads when sshd_config has no AuthorizedKeysFile (sshd_config(5)).
 DEFAULT_AUTHORIZED_KEYS = ".ssh/authorized_keys .ssh/authorized_keys2"
 KNOWN = ("home", "db", "on_failure", "format", "record_input", "authorized_keys_file", "deny_interactive",
-         "mosh", "transfer_contents", "shell")
+         "mosh", "transfer_contents", "shell", "sink", "collector_socket", "collector_buffer",
+         "collector_timeout")
+DEFAULT_COLLECTOR_SOCKET = "/run/sshrec/collector.sock"
 
 
 class Settings:
@@ -27,13 +29,16 @@ class Settings:
     """
 
     __slots__ = ("home", "db_url", "on_failure", "format", "record_input", "spool", "shared",
-                 "admin", "authorized_keys_file", "deny_interactive", "mosh", "transfer_contents", "shell")
+                 "admin", "authorized_keys_file", "deny_interactive", "mosh", "transfer_contents", "shell",
+                 "sink", "collector_socket", "collector_buffer", "collector_timeout")
 
-    def __init__(self, home: str, db_url: str, on_failure: str = "allow", format: str = "v2",
+    def __init__(self, home: str, db_url: str, on_failure: str | None = None, format: str = "v2",
                  record_input: bool = False, spool: str | None = None, shared: bool = False,
                  admin: bool = True, authorized_keys_file: str = DEFAULT_AUTHORIZED_KEYS,
                  deny_interactive: bool = False, mosh: str = "deny", transfer_contents: bool = False,
-                 shell: str | None = None) -> None:
+                 shell: str | None = None, sink: str = "spool",
+                 collector_socket: str = DEFAULT_COLLECTOR_SOCKET, collector_buffer: int = 8 << 20,
+                 collector_timeout: float = 10.0) -> None:
         self.home = home
         self.db_url = db_url
         self.on_failure = on_failure
@@ -47,6 +52,14 @@ class Settings:
         self.mosh = mosh
         self.transfer_contents = transfer_contents
         self.shell = shell  # the shell sessions run, in place of the passwd one (see sshrec doctor)
+        self.sink = sink  # "spool": recorders write files; "collector": they stream to the collector
+        self.collector_socket = collector_socket
+        self.collector_buffer = collector_buffer
+        self.collector_timeout = collector_timeout
+
+    def on_failure_for(self, sink: str) -> str:
+        """What happens when a session cannot be recorded, for the sink it would go to."""
+        return self.on_failure or ("deny" if sink == "collector" else "allow")
 
     def read_spools(self) -> list[str]:
         """The spools this caller reads and indexes: all of them for the admin of a shared one."""
@@ -164,6 +177,13 @@ def _choice(config: dict[str, object], name: str, allowed: tuple[str, ...], wher
     return str(value)
 
 
+def _positive(config: dict[str, object], name: str, default: int, where: str) -> int | float:
+    value = config.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"{where}: {name} must be a positive number, not {value!r}")
+    return value
+
+
 def _flag(config: dict[str, object], name: str, where: str) -> bool:
     value = config.get(name, False)
     if not isinstance(value, bool):
@@ -190,7 +210,12 @@ def load_settings(home: str | None = None, db_url: str | None = None) -> Setting
         or "sqlite:///" + os.path.join(spool, "index.db")
     )
     where = config_path or DEFAULT_CONFIG
-    on_failure = _choice(config, "on_failure", ("allow", "deny"), where)
+    sink = _choice(config, "sink", ("spool", "collector"), where)
+    # None when not set: through the collector it then means deny (nothing goes unrecorded),
+    # writing the spool directly allow (see on_failure_for).
+    on_failure = _choice(config, "on_failure", ("allow", "deny"), where) if "on_failure" in config else None
+    collector_buffer = _positive(config, "collector_buffer", 8 << 20, where)
+    collector_timeout = float(_positive(config, "collector_timeout", 10, where))
     fmt = _choice(config, "format", ("v2", "v3"), where)
     mosh = _choice(config, "mosh", ("deny", "allow"), where)
     flags = {name: _flag(config, name, where)
@@ -216,4 +241,8 @@ def load_settings(home: str | None = None, db_url: str | None = None) -> Setting
         mosh=mosh,
         transfer_contents=flags["transfer_contents"],
         shell=shell,
+        sink=sink,
+        collector_socket=str(config.get("collector_socket") or DEFAULT_COLLECTOR_SOCKET),
+        collector_buffer=int(collector_buffer),
+        collector_timeout=collector_timeout,
     )

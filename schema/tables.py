@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -117,6 +117,7 @@ sessions = sa.Table(
     sa.Column("connection_id", key_text()),
     sa.Column("destinations", sa.JSON),
     sa.Column("files", sa.JSON),
+    sa.Column("seal", key_text()),
 )
 
 # Each filter column leads an index that ends in (started_at, pk): "newest first" then

@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "setup": ("setup", "root: prepare a spool that records every user of this host"),
     "doctor": ("doctor", "the ways around recording on this host, and how to close them"),
     "serve": ("serve", "one-shot audited SSH server for a single session"),
+    "collector": ("collector", "daemon that owns the spool and receives recordings"),
     "ls": ("ls", "list recorded sessions"),
     "search": ("search", "find sessions by text that appeared on screen"),
     "play": ("play", "replay a session in this terminal"),

@@ -102,6 +102,15 @@ class TransferSink:
     def flush_due_in(self) -> float | None:
         return self.cast.flush_due_in()
 
+    def io(self) -> tuple[int, int] | None:
+        return self.cast.io()
+
+    def on_io(self, events: int) -> None:
+        self.cast.on_io(events)
+
+    def congested(self) -> bool:
+        return self.cast.congested()
+
     def flush(self) -> None:
         self.cast.flush()
 

@@ -65,6 +65,10 @@ def parser() -> argparse.ArgumentParser:
                    help="mosh-server: deny (default) or allow, noting that its UDP session is not recorded")
     p.add_argument("--transfer-contents", action="store_true", default=None,
                    help="keep the bytes of sftp/scp/rsync transfers too (default: file operations and sizes)")
+    p.add_argument("--sink", choices=("spool", "collector"),
+                   help="write the spool directly (default), or stream to the collector (sink = \"collector\")")
+    p.add_argument("--collector-socket", metavar="PATH", help="the collector's socket (default "
+                   "/run/sshrec/collector.sock, or collector_socket in the config)")
     p.add_argument("--no-watch", action="store_true",
                    help="do not follow the session's processes for destinations (benchmarks; hidepid hosts)")
     p.add_argument("--no-index", action="store_true",
@@ -76,16 +80,17 @@ def parser() -> argparse.ArgumentParser:
 # The login path parses its options by hand: building an ArgumentParser costs ~9 ms (it
 # imports shutil and searches for gettext catalogues). Anything unusual (--help, a typo, a
 # bad value) goes to argparse, which says what is wrong.
-CHOICES = {"--format": ("v2", "v3"), "--on-failure": ("allow", "deny"), "--mosh": ("deny", "allow")}
+CHOICES = {"--format": ("v2", "v3"), "--on-failure": ("allow", "deny"), "--mosh": ("deny", "allow"),
+           "--sink": ("spool", "collector")}
 VALUED = {"--home", "--db", "--format", "--destination", "--on-failure", "--transcript-fd", "--note",
-          "--authorized-keys-file", "--mosh"}
+          "--authorized-keys-file", "--mosh", "--sink", "--collector-socket"}
 FLAGS = {"--record-input", "--no-index", "--deny-interactive", "--transfer-contents", "--no-watch"}
 
 
 def parse_quickly(options: list[str]) -> SimpleNamespace | None:
     values: dict[str, object] = {"record_input": None, "no_index": False, "note": [], "home": None,
                                  "deny_interactive": None, "transfer_contents": None, "mosh": None,
-                                 "no_watch": False,
+                                 "no_watch": False, "sink": None, "collector_socket": None,
                                  "db": None, "format": None, "destination": None, "on_failure": None,
                                  "transcript_fd": None, "authorized_keys_file": None}
     words = iter(options)
@@ -135,7 +140,7 @@ def main(argv: list[str]) -> int:
         format=args.format or settings.format,
         record_input=settings.record_input if args.record_input is None else True,
         destination=args.destination,
-        on_failure=args.on_failure or settings.on_failure,
+        on_failure=args.on_failure or settings.on_failure_for(args.sink or settings.sink),
         index=not args.no_index,
         db_url=args.db,
         transcript_fd=args.transcript_fd,
@@ -147,5 +152,9 @@ def main(argv: list[str]) -> int:
         transfer_contents=bool(args.transfer_contents or settings.transfer_contents),
         watch=not args.no_watch,
         shell=settings.shell,
+        sink=args.sink or settings.sink,
+        collector_socket=args.collector_socket or settings.collector_socket,
+        collector_buffer=settings.collector_buffer,
+        collector_timeout=settings.collector_timeout,
     )
     return record_session(opts)

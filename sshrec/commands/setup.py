@@ -22,6 +22,11 @@ name first; the index and any recordings made before setup readable by root only
 file (/etc/sshrec/sshrec.toml, or $SSHREC_CONFIG) when there is none. Running it again changes
 nothing. Root's 'sshrec index' then indexes every user's sessions; each user's 'sshrec ls'
 shows their own.
+
+With --collector, the secure deployment: a system user (sshrec) owns the spool, 0700, and runs
+'sshrec collector' (the systemd unit is written to --systemd-dir); recorders stream to its
+socket (sink = "collector" in the config), so no recorded user can read, change or delete a
+recording, their own included.
 """
 
 
@@ -34,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", action="append", default=[], metavar="NAME",
                    help="also make the folder of this account now (repeatable; only accounts with "
                    "uid >= UID_MIN are made by default)")
+    p.add_argument("--collector", action="store_true",
+                   help="the secure deployment instead: a service user and its collector own the spool")
+    p.add_argument("--service-user", default="sshrec", metavar="NAME", help="with --collector (default sshrec)")
+    p.add_argument("--collector-socket", default="/run/sshrec/collector.sock", metavar="PATH",
+                   help="with --collector: where the collector listens")
+    p.add_argument("--systemd-dir", default="/etc/systemd/system", metavar="DIR",
+                   help="with --collector: where the unit goes")
     p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     p.add_argument("--json", action="store_true", help="print what was done as JSON")
     return p
@@ -43,7 +55,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
 
     def body() -> int:
-        from sshrec.recorder.setup import SetupError, login_users, make_plan, uid_min
+        from sshrec.recorder.setup import SetupError, login_users, make_collector_plan, make_plan, uid_min
         from sshrec.schema.settings import DEFAULT_CONFIG, ConfigError, load_settings
 
         try:
@@ -51,9 +63,14 @@ def main(argv: list[str]) -> int:
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
         executable = shutil.which("sshrec") or os.path.abspath(sys.argv[0])
-        names = [u.pw_name for u in login_users(uid_min())] + args.user
+        config = os.environ.get("SSHREC_CONFIG") or DEFAULT_CONFIG
         try:
-            plan = make_plan(home, os.environ.get("SSHREC_CONFIG") or DEFAULT_CONFIG, executable, names)
+            if args.collector:
+                plan = make_collector_plan(home, config, executable, args.service_user, args.collector_socket,
+                                           args.systemd_dir)
+            else:
+                names = [u.pw_name for u in login_users(uid_min())] + args.user
+                plan = make_plan(home, config, executable, names)
             if not args.dry_run:
                 plan.apply()
         except SetupError as exc:

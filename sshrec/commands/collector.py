@@ -1,0 +1,66 @@
+"""``sshrec collector``: the daemon that owns the spool in the secure deployment."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ._common import CommandError, add_location_options, parser, run, settings_from
+
+EXAMPLES = """\
+  sshrec collector                              # as the service user (sshrec setup --collector)
+  sshrec collector --socket /run/sshrec/collector.sock --home /var/lib/sshrec
+
+Recorders stream to it when the config says sink = "collector". It takes each one's user from
+the kernel (SO_PEERCRED), writes the spool only it can read, chains a digest over every
+commit point (sshrec verify checks it), and acknowledges only what is on disk. SIGTERM ends
+it after the last commit; recorders then reconnect and resume when it is back.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = parser("collector", "Receive recordings from recorders over a Unix socket and keep them.", EXAMPLES)
+    p.add_argument("--socket", metavar="PATH", help="where to listen (default: collector_socket in the config, "
+                   "/run/sshrec/collector.sock)")
+    add_location_options(p)
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+
+    def body() -> int:
+        import asyncio
+        import signal
+
+        from sshrec.recorder.collector.server import Collector
+
+        settings = settings_from(args)
+        socket_path = args.socket or settings.collector_socket
+        if not os.path.isdir(os.path.dirname(socket_path) or "."):
+            raise CommandError(f"{os.path.dirname(socket_path)}: no such folder for the socket "
+                               "(sshrec setup --collector makes it)")
+        os.makedirs(settings.home, mode=0o700, exist_ok=True)
+        collector = Collector(settings.home, socket_path, args.db)
+
+        async def serve() -> None:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.add_signal_handler(signum, collector.stopping.set)
+            ready = asyncio.Event()
+            task = asyncio.create_task(collector.run(ready))
+            await ready.wait()
+            print(f"sshrec collector: listening on {socket_path} (spool {settings.home})", flush=True)
+            await task
+
+        try:
+            asyncio.run(serve())
+        except RuntimeError as exc:
+            raise CommandError(str(exc)) from None
+        except OSError as exc:
+            raise CommandError(f"{exc.filename or socket_path}: {exc.strerror}") from None
+        print("sshrec collector: stopped", file=sys.stderr)
+        return 0
+
+    return run("collector", body)
