@@ -231,7 +231,7 @@ class Collector:
         try:
             store = SessionStore.create(self.home, record, cast_header)
         except OSError as exc:
-            self.disk_error = exc.strerror or str(exc)
+            self._disk_state(exc.strerror or str(exc))
             raise Refused(f"the collector cannot write its spool ({self.disk_error})") from None
         live = Live(store, peer.uid)
         self.sessions[session_id] = live
@@ -284,9 +284,13 @@ class Collector:
 
     async def tick(self) -> None:
         loop = asyncio.get_running_loop()
+        next_probe = 0.0
         while True:
             await asyncio.sleep(TICK)
             now = time.monotonic()
+            if self.disk_error and now >= next_probe and self._other_errors() is None:
+                next_probe = now + 1.0
+                self._disk_state(await loop.run_in_executor(self.pool, probe_spool, self.home))
             for live in list(self.sessions.values()):
                 if live.finished or live.finishing or live.committing:
                     continue
@@ -311,11 +315,20 @@ class Collector:
         finally:
             live.committing = False
         error = live.store.error
-        self.disk_error = (error.strerror or str(error)) if error is not None else self._other_errors()
+        self._disk_state((error.strerror or str(error)) if error is not None else self._other_errors())
         if committed > before:
             live.send(p.seq_frame(p.ACK, committed))
         if len(live.store.pending) < PENDING_LIMIT:
             live.room.set()
+
+    def _disk_state(self, error: str | None) -> None:
+        """Say when writing stops and starts again (once, not at every retry)."""
+        if error and not self.disk_error:
+            print(f"sshrec collector: cannot write the spool {self.home}: {error}; retrying, and refusing "
+                  "new sessions until it works", file=sys.stderr, flush=True)
+        elif self.disk_error and not error:
+            print(f"sshrec collector: writing the spool {self.home} again", file=sys.stderr, flush=True)
+        self.disk_error = error
 
     def _other_errors(self) -> str | None:
         for other in self.sessions.values():
@@ -338,12 +351,12 @@ class Collector:
             notes += live.notes
             final = {k: v for k, v in final.items() if k != "notes"}
             while not await loop.run_in_executor(self.pool, live.store.finish, live.status, final, notes):
-                self.disk_error = live.store.error.strerror if live.store.error else "write failed"
+                self._disk_state(live.store.error.strerror if live.store.error else "write failed")
                 await asyncio.sleep(1.0)  # a full disk: try again until there is room
         finally:
             live.committing = False
         live.finished = True
-        self.disk_error = self._other_errors()
+        self._disk_state(self._other_errors())
         self.sessions.pop(live.store.record.id, None)
         live.send(p.seq_frame(p.DONE, live.store.committed_seq))
         loop.run_in_executor(self.index_pool, self.index, live.store.json_path)
@@ -360,6 +373,22 @@ class Collector:
             add_records(self.engine, [json_path])  # type: ignore[arg-type]
         except Exception as exc:  # the recording is safe in the spool; `sshrec index` catches up
             print(f"sshrec collector: indexing {json_path} failed: {exc}", file=sys.stderr)
+
+
+def probe_spool(home: str) -> str | None:
+    """Whether the spool takes writes again (after a full disk refused a new session)."""
+    path = os.path.join(home, ".sshrec-probe")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"x" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(path)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 class Frames:
