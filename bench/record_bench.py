@@ -203,6 +203,27 @@ def key_login(installed: Tool, workdir: Path, keys: int = 40) -> Tool:
                 command, installed.version)
 
 
+def through_collector(installed: Tool, workdir: Path) -> tuple[Tool, subprocess.Popen[str]]:
+    """The installed sshrec with sink = collector, and that collector (its own process: the
+    encoding, hashing and writing happen there, on the other core)."""
+    folder = workdir / "collector"
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "run").mkdir(parents=True)
+    command = installed.argv(["true"], folder)[0]
+    socket_path = folder / "run" / "collector.sock"
+    env = {**os.environ, "SSHREC_CONFIG": "/dev/null"}
+    collector = subprocess.Popen([command, "collector", "--home", str(folder / "spool"), "--socket",
+                                  str(socket_path)], env=env, stdout=subprocess.PIPE, text=True)
+    assert collector.stdout is not None
+    if "listening" not in collector.stdout.readline():
+        raise RuntimeError("the collector did not start")
+    tool = Tool("sshrec-coll",
+                lambda cmd, out: [command, "--sink", "collector", "--collector-socket", str(socket_path),
+                                  "--no-index", "--", *cmd],
+                command, installed.version)
+    return tool, collector
+
+
 def available(tool: Tool) -> bool:
     if tool.needs is None:
         return True
@@ -855,6 +876,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--login", action="store_true",
                    help="with --installed, also sshrec-login: started as for a key login (ExposeAuthInfo, "
                    "authorized_keys looked up; run through env(1), about 1 ms)")
+    p.add_argument("--collector", action="store_true",
+                   help="with --installed, also sshrec-coll: the installed copy through a collector it starts")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: 20 MB, 2 rounds, 10 start-ups, 200 keys")
     p.add_argument("--workdir", help="where the data file is cached and recordings are written "
@@ -893,12 +916,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             wanted.remove(name)
     workdir = Path(args.workdir or os.path.join(tempfile.gettempdir(), "sshrec-bench"))
     workdir.mkdir(parents=True, exist_ok=True)
+    collector_process = None
     if args.installed:
         all_tools["sshrec-inst"] = installed_copy(workdir)
         wanted.append("sshrec-inst")
         if args.login:
             all_tools["sshrec-login"] = key_login(all_tools["sshrec-inst"], workdir)
             wanted.append("sshrec-login")
+        if args.collector:
+            all_tools["sshrec-coll"], collector_process = through_collector(all_tools["sshrec-inst"], workdir)
+            wanted.append("sshrec-coll")
     shutil.rmtree(workdir / "runs", ignore_errors=True)
     config = Config(args.size_mb, args.rounds, args.short_rounds, args.startup_reps, args.echo_keys,
                     args.echo_gap_ms, wanted, str(workdir), args.seed,
@@ -908,7 +935,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     git_before = git_state()
     started = time.monotonic()
     load_before = os.getloadavg()
-    bench.run()
+    try:
+        bench.run()
+    finally:
+        if collector_process is not None:
+            collector_process.terminate()
+            collector_process.wait(timeout=60)
     elapsed = time.monotonic() - started
     load_after = os.getloadavg()
     summary = summarize(bench.samples, wanted)

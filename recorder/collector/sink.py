@@ -21,6 +21,8 @@ from . import protocol as p
 
 RECONNECT_INTERVAL = 0.2
 HANDSHAKE_TIMEOUT = 5.0
+BATCH_BYTES = 64 * 1024  # frames go out together: one send per batch, not per read
+BATCH_DELAY = 0.02  # seconds a frame may wait for others (the collector's view lags by this)
 
 
 class CollectorUnavailable(Exception):
@@ -62,6 +64,7 @@ class CollectorSink:
         self.bytes_out = 0
         self.bytes_in = 0
         self.done = False
+        self.batch_since: float | None = None  # when the oldest frame in the outbox was queued
 
     # -- connecting ------------------------------------------------------------------------
 
@@ -169,8 +172,10 @@ class CollectorSink:
         self.unacked.append((self.seq, frame))
         self.unacked_bytes += len(frame)
         if self.sock is not None:
+            if not self.outbox:
+                self.batch_since = time.monotonic()
             self.outbox += frame
-            if len(self.outbox) >= 65536:
+            if len(self.outbox) >= BATCH_BYTES:
                 self._send()
 
     def congested(self) -> bool:
@@ -179,7 +184,9 @@ class CollectorSink:
     def flush_due_in(self) -> float | None:
         if self.sock is None or self.trouble_since is not None:
             return RECONNECT_INTERVAL
-        return 0.0 if self.outbox else None
+        if not self.outbox or self.batch_since is None:
+            return None
+        return max(0.0, self.batch_since + BATCH_DELAY - time.monotonic())
 
     def flush(self) -> None:
         now = time.monotonic()
@@ -191,7 +198,8 @@ class CollectorSink:
     def io(self) -> tuple[int, int] | None:
         if self.sock is None:
             return None
-        return self.sock.fileno(), select.POLLIN | (select.POLLOUT if self.outbox else 0)
+        due = len(self.outbox) >= BATCH_BYTES or (self.outbox and self.flush_due_in() == 0.0)
+        return self.sock.fileno(), select.POLLIN | (select.POLLOUT if due else 0)
 
     def on_io(self, events: int) -> None:
         if self.sock is None:
@@ -209,6 +217,7 @@ class CollectorSink:
             while self.outbox:
                 sent = self.sock.send(self.outbox)
                 del self.outbox[:sent]
+            self.batch_since = None
         except BlockingIOError:
             return
         except OSError as exc:
