@@ -28,7 +28,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import record_bench  # noqa: E402
 
-
 QUIET = ["--no-index", "--no-watch"]
 
 

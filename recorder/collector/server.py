@@ -27,13 +27,13 @@ from sshrec.schema.asciicast import CastHeader
 from sshrec.schema.record import SessionRecord, is_session_id, read_record
 
 from . import protocol as p
-from .store import SessionStore
+from .store import COMMIT_BYTES, SessionStore
 
 TICK = 0.05  # seconds between looks at what is due to commit
 HELLO_TIMEOUT = 10.0
 RESUME_GRACE = 5.0  # a recorder whose connection broke may come back this long
 RESTART_GRACE = 30.0  # after a restart, sessions left open wait this long for their recorders
-PENDING_LIMIT = 1 << 20  # per session: stop reading its connection beyond this, until written
+PENDING_LIMIT = 4 << 20  # per session: stop reading its connection beyond this, until written
 SSHD_NAMES = (b"sshd", b"sshd-session")
 
 
@@ -251,9 +251,14 @@ class Collector:
         return live
 
     async def stream(self, frames: Frames, live: Live) -> None:
+        loop = asyncio.get_running_loop()
         while live.final is None:
+            if len(live.store.pending) >= COMMIT_BYTES and not live.committing:
+                loop.create_task(self.commit(live))  # a full block: now, not at the next tick
             while len(live.store.pending) >= PENDING_LIMIT:  # the disk is behind: stop reading
                 live.room.clear()
+                if not live.committing:
+                    loop.create_task(self.commit(live))
                 await live.room.wait()
             frame = await frames.next()
             if frame is None:
