@@ -70,7 +70,8 @@ def main() -> int:
     try:
         installed = record_bench.installed_copy(work)
         command = installed.argv(["true"], work)[0]
-        collector, socket_path = start_collector(command, work / "collector")
+        # The collector from the project venv: it indexes, so it needs SQLAlchemy.
+        collector, socket_path = start_collector(str(record_bench.VENV_BIN / "sshrec"), work / "collector")
         data = work / "data.txt"
         rng = record_bench.random.Random(1)
         with open(data, "w", encoding="utf-8") as handle:
@@ -92,8 +93,8 @@ def main() -> int:
                     seconds = batch(argvs, env)
                     samples.setdefault((way, count), []).append(total / seconds / 1e6)
                     rate = total / seconds / 1e6
-                    print(f"  round {round_no + 1} {count:3d} sessions {way:9} {rate:7.1f} MB/s", file=sys.stderr,
-                          flush=True)
+                    line = f"  round {round_no + 1} {count:3d} sessions {way:9} {rate:7.1f} MB/s"
+                    print(line, file=sys.stderr, flush=True)
                 shutil.rmtree(work / "spool", ignore_errors=True)
         echo = echo_beside_a_stall(command, socket_path, env, args.echo_keys)
     finally:
@@ -101,7 +102,8 @@ def main() -> int:
             collector.terminate()
             collector.wait(timeout=60)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{args.rounds} rounds, {args.total_mb:g} MB per batch in all; aggregate MB/s (median) and x direct")
+    print(f"\n{args.rounds} rounds, {args.total_mb:g} MB per batch in all; aggregate MB/s (median), "
+          "and x direct")
     print("| sessions at once | bare | direct spool | through the collector | collector x direct |")
     print("|---|---|---|---|---|")
     for count in counts:
@@ -124,8 +126,8 @@ def echo_beside_a_stall(command: str, socket_path: Path, env: dict[str, str],
     stalled = socket.socket(socket.AF_UNIX)
     stalled.connect(str(socket_path))
     stalled.sendall(struct.pack(">I", 500_000) + b"\x01" + b"{" * 1000)  # and then nothing
-    flood = subprocess.Popen([command, *through(socket_path), "--", "sh", "-c", "yes flood | head -c 300000000"],
-                             env=env, stdout=subprocess.DEVNULL)
+    flooding = ["sh", "-c", "yes flood | head -c 300000000"]
+    flood = subprocess.Popen([command, *through(socket_path), "--", *flooding], env=env, stdout=subprocess.DEVNULL)
     try:
         results["next to a stalled client and a flood"] = record_bench.echo_latencies(argv, env, keys, 0.001)
     finally:
