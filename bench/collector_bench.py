@@ -127,7 +127,8 @@ def echo_beside_a_stall(command: str, socket_path: Path, env: dict[str, str],
     stalled.connect(str(socket_path))
     stalled.sendall(struct.pack(">I", 500_000) + b"\x01" + b"{" * 1000)  # and then nothing
     flooding = ["sh", "-c", "yes flood | head -c 300000000"]
-    flood = subprocess.Popen([command, *through(socket_path), "--", *flooding], env=env, stdout=subprocess.DEVNULL)
+    flood = subprocess.Popen([command, *through(socket_path), "--", *flooding], env=env,
+                             stdout=subprocess.DEVNULL)
     try:
         results["next to a stalled client and a flood"] = record_bench.echo_latencies(argv, env, keys, 0.001)
     finally:
