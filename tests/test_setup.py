@@ -109,3 +109,35 @@ def test_a_symlink_in_place_of_the_users_folder_is_refused(tmp_path: Path) -> No
     (spool / "users").symlink_to(tmp_path)
     result = setup(tmp_path)
     assert result.returncode == 1 and "is not a directory (a symlink or file)" in result.stderr
+
+
+def test_the_collector_unit_sample_is_what_setup_writes() -> None:
+    from sshrec.recorder.collector.unit import DEFAULTS, unit_text
+
+    sample = Path(__file__).resolve().parent.parent / "samples" / "systemd" / "sshrec-collector.service"
+    assert sample.read_text() == unit_text(**DEFAULTS)
+
+
+@needs_root
+def test_setup_collector_makes_the_service_user_spool_socket_folder_and_unit(tmp_path: Path) -> None:
+    base = Path(tempfile.mkdtemp(prefix="sshrec-setup-collector-"))
+    try:
+        argv = ["setup", "--collector", "--service-user", "sshrec-coll-test", "--home", str(base / "spool"),
+                "--collector-socket", str(base / "run" / "collector.sock"),
+                "--systemd-dir", str(base / "units"), "--json"]
+        env = {**os.environ, "SSHREC_CONFIG": str(base / "sshrec.toml")}
+        first = subprocess.run([SSHREC, *argv], env=env, capture_output=True, text=True, timeout=120)
+        assert first.returncode == 0, first.stderr
+        import pwd
+
+        account = pwd.getpwnam("sshrec-coll-test")
+        assert mode_of(base / "spool") == (account.pw_uid, 0o700)
+        assert mode_of(base / "run") == (account.pw_uid, 0o755)
+        unit = (base / "units" / "sshrec-collector.service").read_text()
+        assert "User=sshrec-coll-test\n" in unit and f"--socket {base / 'run' / 'collector.sock'}" in unit
+        config = (base / "sshrec.toml").read_text()
+        assert 'sink = "collector"' in config and 'on_failure = "deny"' in config
+        second = subprocess.run([SSHREC, *argv], env=env, capture_output=True, text=True, timeout=120)
+        assert json.loads(second.stdout)["changes"] == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
