@@ -31,11 +31,12 @@ demo: install
 # tests (root only; others must have them).
 system-deps:
 	@if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v script >/dev/null \
-	    || ! command -v tmux >/dev/null || ! command -v nc >/dev/null || ! command -v rsync >/dev/null; then \
+	    || ! command -v tmux >/dev/null || ! command -v nc >/dev/null || ! command -v rsync >/dev/null \
+	    || ! command -v zsh >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server openssh-client \
-	      bsdutils tmux netcat-openbsd rsync; \
-	  else echo "install openssh-server, openssh-client, tmux, netcat-openbsd and rsync (the end-to-end tests need them)"; fi; \
+	      bsdutils tmux netcat-openbsd rsync zsh; \
+	  else echo "install openssh-server, openssh-client, tmux, netcat-openbsd, rsync, zsh (the end-to-end tests)"; fi; \
 	fi
 
 # PostgreSQL on 127.0.0.1:5432 for the index tests: started if it is installed but down.

@@ -22,7 +22,14 @@ from typing import Any
 import sqlalchemy as sa
 from sshrec.schema.record import MODES, STATUSES
 from sshrec.schema.screentext import Chunk, first_match, words
-from sshrec.schema.tables import RECORD_COLUMNS, parse_timestamp, screen_text, session_targets, sessions
+from sshrec.schema.tables import (
+    RECORD_COLUMNS,
+    parse_timestamp,
+    screen_text,
+    session_commands,
+    session_targets,
+    sessions,
+)
 
 DEFAULT_LIMIT = 50
 FEW_MATCHES = 2000  # SQLite: up to this many text matches, start from the matches
@@ -48,6 +55,7 @@ class Filters:
     mode: list[str] = field(default_factory=list)
     connection: str | None = None
     file: str | None = None
+    typed: str | None = None
     limit: int = DEFAULT_LIMIT
 
 
@@ -149,6 +157,8 @@ def conditions(filters: Filters, connection: sa.Connection) -> list[sa.ColumnEle
         where.append(c.mode.in_(filters.mode))
     if filters.connection:
         where.append(_text_filter(c.connection_id, filters.connection))
+    if filters.typed:
+        where.append(sessions.c.id.in_(sa.select(session_commands.c.session_id).where(_typed(filters.typed))))
     if filters.client:
         where.append(_text_filter(c.client_addr, filters.client))
     if filters.since:
@@ -160,6 +170,27 @@ def conditions(filters: Filters, connection: sa.Connection) -> list[sa.ColumnEle
     if filters.exit is not None:
         where.append(_exit_filter(filters.exit))
     return where
+
+
+def _typed(text: str) -> sa.ColumnElement[bool]:
+    return session_commands.c.command.ilike(f"%{_like_escape(text)}%", escape="\\")
+
+
+def typed_matches(connection: sa.Connection, ids: list[str], text: str, per_session: int = 5
+                  ) -> dict[str, list[dict[str, Any]]]:
+    """For each session, its commands that ``--typed`` matched, with their times."""
+    if not ids:
+        return {}
+    rows = connection.execute(sa.select(session_commands.c.session_id, session_commands.c.time,
+                                        session_commands.c.command)
+                              .where(session_commands.c.session_id.in_(ids), _typed(text))
+                              .order_by(session_commands.c.session_id, session_commands.c.time))
+    found: dict[str, list[dict[str, Any]]] = {}
+    for session_id, at, command in rows:
+        items = found.setdefault(session_id, [])
+        if len(items) < per_session:
+            items.append({"time": round(at, 3), "command": command})
+    return found
 
 
 def _reached(kind: str, condition: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
@@ -244,6 +275,10 @@ def list_sessions(connection: sa.Connection, filters: Filters) -> Page:
         where = [sessions.c.pk.in_(newest.scalar_subquery())]
     query = _newest_first(sa.select(*_record_columns()).where(*where), 0)
     items = [row_to_record(row) for row in connection.execute(query)]
+    if filters.typed:
+        matches = typed_matches(connection, [r["id"] for r in items], filters.typed)
+        for item in items:
+            item["typed_match"] = matches.get(item["id"], [])
     return _page(items, filters.limit)
 
 

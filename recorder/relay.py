@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 
     WatchFactory = Callable[[int], Watch]
 
+    from .typed import TypedInput
+
 
 class SpawnError(Exception):
     """The command could not be started; ``status`` is the shell-style exit status (126/127)."""
@@ -553,8 +555,10 @@ def inner_size(outer: int) -> tuple[int, int, bool]:
 
 
 def run_pty(argv: Sequence[str], executable: str | None, env: Mapping[str, str], recorder: Recorder,
-            record_input: bool, size: tuple[int, int], watch: WatchFactory | None = None) -> Outcome:
-    """Relay through a new pseudo-terminal of ``size``; the outer one (fd 0) is raw meanwhile."""
+            record_input: bool, size: tuple[int, int], watch: WatchFactory | None = None,
+            typing: TypedInput | None = None) -> Outcome:
+    """Relay through a new pseudo-terminal of ``size``; the outer one (fd 0) is raw meanwhile.
+    ``typing`` (recorder/typed.py) stands between the terminal and ``recorder`` when given."""
     outer = 0
     master, slave = os.openpty()
     saved_attrs = termios.tcgetattr(outer)
@@ -586,10 +590,14 @@ def run_pty(argv: Sequence[str], executable: str | None, env: Mapping[str, str],
         recorder.resize(new_cols, new_rows)
 
     _make_raw(outer)
-    pumps = [
-        Pump(0, master, recorder.input if record_input else _counter(recorder), to_client=False),
-        Pump(master, 1, recorder.output, to_client=True),
-    ]
+    if typing is not None:
+        typing.attach(master, pid)
+        pumps = [Pump(0, master, typing.input, to_client=False), Pump(master, 1, typing.output, to_client=True)]
+    else:
+        pumps = [
+            Pump(0, master, recorder.input if record_input else _counter(recorder), to_client=False),
+            Pump(master, 1, recorder.output, to_client=True),
+        ]
     try:
         outcome = Relay(pid, pumps, recorder, signals, master=master, outer_tty=outer,
                         on_resize=resized, watch=watch(pid) if watch else None).run()

@@ -323,9 +323,14 @@ def run_command(cmd: Command, env: dict[str, str], sink: CastFile, opts: RecordO
     env["SSHREC_SESSION_ID"] = record.id
     destinations = DestinationLog(sink) if opts.watch else None
     transfer = None
+    typing = None
     try:
         if interactive:
-            outcome = relay.run_pty(cmd.argv, cmd.executable, env, sink, opts.record_input, size, destinations)
+            from .typed import TypedInput
+
+            typing = TypedInput(sink, opts.record_input)
+            outcome = relay.run_pty(cmd.argv, cmd.executable, env, sink, opts.record_input, size, destinations,
+                                    typing)
         elif record.mode in TRANSFER_MODES:
             from .transfer.sink import TransferSink
 
@@ -341,6 +346,9 @@ def run_command(cmd: Command, env: dict[str, str], sink: CastFile, opts: RecordO
     if transfer is not None:
         record.notes.extend(transfer.finish())
         record.files = transfer.files
+    if typing is not None:
+        record.input_masked = typing.masked
+        record.notes.extend(typing.finish())
     return outcome
 
 

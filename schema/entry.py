@@ -27,8 +27,9 @@ INTERRUPTED_NOTE = (
     "end time and sizes come from the last complete event in the cast"
 )
 _INT_FIELDS = ("uid", "client_port", "server_port", "exit_status")
-_COUNT_FIELDS = ("cols", "rows", "bytes_out", "bytes_in", "invalid_bytes")
+_COUNT_FIELDS = ("cols", "rows", "bytes_out", "bytes_in", "invalid_bytes", "input_masked")
 PROTOCOL_MODES = frozenset({"sftp", "scp", "rsync"})  # their output is a file transfer protocol, not a screen
+COMMAND_MARK = "$ "  # a marker that is a command the shell ran (recorder/typed.py writes them)
 
 
 class RecordError(ValueError):
@@ -46,6 +47,7 @@ class CastSummary:
     problem: str | None = None  # why reading stopped early (a corrupt line), if it did
     text_bytes: int = 0
     text_note: str | None = None  # output left out of the screen text (binary, over the cap)
+    commands: list[tuple[float, str]] = field(default_factory=list)  # the shell's "$ COMMAND" markers
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Entry:
     cast_sig: str
     problem: str | None = None
     text_bytes: int = 0
+    commands: list[tuple[float, str]] = field(default_factory=list)
 
 
 def file_sig(stat: os.stat_result | None) -> str:
@@ -180,6 +183,8 @@ def summarize_cast(path: str, sizes: bool, text: bool = True) -> CastSummary:
                         summary.bytes_out += len(event.data.encode("utf-8", "surrogatepass"))
                 elif event.code == "i" and sizes:
                     summary.bytes_in += len(event.data.encode("utf-8", "surrogatepass"))
+                elif event.code == "m" and event.data.startswith(COMMAND_MARK):
+                    summary.commands.append((event.time, event.data[len(COMMAND_MARK) :]))
         except CastError as exc:
             summary.problem = str(exc)
     if builder is not None:
@@ -264,4 +269,14 @@ def load_entry(json_path: str, alive: Callable[[str], bool] = recorder_alive_at,
         cast_sig=file_sig(cast_stat),
         problem=summary.problem if cast_stat is not None else None,
         text_bytes=summary.text_bytes,
+        commands=summary.commands or requested_command(record),
     )
+
+
+def requested_command(record: SessionRecord) -> list[tuple[float, str]]:
+    """A session that asked for a command (not a shell): that command, at its start."""
+    if record.original_command:
+        return [(0.0, record.original_command)]
+    if record.mode != "pty" and record.command:
+        return [(0.0, " ".join(record.command))]
+    return []

@@ -26,7 +26,7 @@ from .entry import command_text as make_command_text
 from .record import FIELD_NAMES, SessionRecord
 from .screentext import words
 from .spool import USERS, day_dirs, record_files_in, recorder_alive_at
-from .tables import index_state, screen_text, session_targets, sessions, spool_dirs
+from .tables import index_state, screen_text, session_commands, session_targets, sessions, spool_dirs
 
 BATCH = 200  # records per write transaction
 SQL_CHUNK = 400  # ids per IN (...) list, well under every back end's parameter limit
@@ -108,6 +108,7 @@ def delete_sessions(connection: sa.Connection, ids: list[str]) -> None:
     for part in _chunks(ids):
         connection.execute(sa.delete(screen_text).where(screen_text.c.session_id.in_(part)))
         connection.execute(sa.delete(session_targets).where(session_targets.c.session_id.in_(part)))
+        connection.execute(sa.delete(session_commands).where(session_commands.c.session_id.in_(part)))
         connection.execute(sa.delete(sessions).where(sessions.c.id.in_(part)))
         connection.execute(sa.delete(index_state).where(index_state.c.session_id.in_(part)))
 
@@ -161,6 +162,9 @@ def write_entries(connection: sa.Connection, entries: list[Entry]) -> tuple[list
                    for e in fresh for kind, value in target_values(e.record)]
         if targets:
             connection.execute(sa.insert(session_targets), targets)
+        commands = [{"session_id": e.record.id, "time": t, "command": c} for e in fresh for t, c in e.commands]
+        if commands:
+            connection.execute(sa.insert(session_commands), commands)
         connection.execute(
             sa.insert(index_state),
             [
@@ -456,7 +460,8 @@ def drop_all(engine: sa.Engine) -> None:
     with writing(engine) as connection:
         sqlite = connection.dialect.name == "sqlite"
         names = ["screen_fts", "command_fts"] if sqlite else []
-        names += ["screen_text", "session_targets", "index_state", "spool_dirs", "sessions", "alembic_version"]
+        names += ["screen_text", "session_targets", "session_commands", "index_state", "spool_dirs", "sessions",
+                  "alembic_version"]
         for name in names:
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {name}" + ("" if sqlite else " CASCADE"))
 

@@ -6,7 +6,8 @@ Field names are a contract (see DESIGN.md). Two fields extend the contract:
 come" fields: ``connection_id`` (shared by the sessions of one SSH connection),
 ``destinations`` (every host the session reached: ``{"destination", "addr", "via", "at"}``)
 and ``files`` (transfer operations: ``{"op", "path", "bytes", "at", ...}``). ``seal``: the
-final digest of the collector's chain over the cast (schema/chain.py), None in direct mode.
+final digest of the collector's chain over the cast (schema/chain.py), None in direct mode;
+``input_masked``: bytes typed with echo off (passwords) that were counted, never stored.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class SessionRecord:
     destinations: list[dict[str, Any]] = _LIST
     files: list[dict[str, Any]] = _LIST
     seal: str | None = None
+    input_masked: int = 0
 
     def __init__(self, id: str, **values: Any) -> None:
         unknown = set(values) - set(FIELD_NAMES)

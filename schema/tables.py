@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -118,6 +118,7 @@ sessions = sa.Table(
     sa.Column("destinations", sa.JSON),
     sa.Column("files", sa.JSON),
     sa.Column("seal", key_text()),
+    sa.Column("input_masked", sa.Integer, nullable=False, server_default="0"),
 )
 
 # Each filter column leads an index that ends in (started_at, pk): "newest first" then
@@ -157,6 +158,17 @@ session_targets = sa.Table(
     sa.Column("value", key_text(), nullable=False),
     sa.Index("ix_session_targets_kind_value", "kind", "value"),
     sa.Index("ix_session_targets_session_id", "session_id"),
+)
+
+# The commands run in a session: ``$ COMMAND`` markers of the shell (recorder/typed.py) with
+# their time, and the requested command of a non-interactive one, for ``--typed``.
+session_commands = sa.Table(
+    "session_commands",
+    metadata,
+    sa.Column("session_id", key_text(), sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("command", sa.Text, nullable=False),
+    sa.Index("ix_session_commands_session_id", "session_id"),
 )
 
 index_state = sa.Table(

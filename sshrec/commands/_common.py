@@ -57,6 +57,8 @@ def add_filter_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--exit", metavar="N", help="exit status N, or 'nonzero'")
     g.add_argument("--mode", help="pty, pipe, sftp, scp, rsync, import (comma-separated)")
     g.add_argument("--connection", metavar="ID", help="sessions of one SSH connection (ControlMaster)")
+    g.add_argument("--typed", metavar="TEXT", help="a command run in the session contains TEXT (any case); "
+                   "--json gives when (typed_match)")
     g.add_argument("--limit", type=int, default=50, metavar="N", help="at most N sessions (default 50; 0: all)")
 
 
@@ -77,6 +79,7 @@ def filters_from(args: argparse.Namespace) -> Any:
             mode=parse_modes(args.mode) if getattr(args, "mode", None) else [],
             connection=getattr(args, "connection", None),
             file=getattr(args, "file", None),
+            typed=getattr(args, "typed", None),
             limit=max(args.limit, 0),
         )
     except QueryError as exc:
