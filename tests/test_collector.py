@@ -203,6 +203,8 @@ def test_a_killed_recorder_leaves_a_sealed_interrupted_prefix(site: Site) -> Non
     chain = wait_until(lambda: next(iter(site.collector.home.glob("recordings/*/*/*/*.chain")), None), 20,
                        "the session")
     wait_until(lambda: chain.stat().st_size > 0, 20, "a commit point")
+    # what the collector has received and committed (the recorder sends in batches of 20 ms)
+    wait_until(lambda: b'"bytes_out": 7' in chain.read_bytes(), 20, "the output to be committed")
     process.kill()
     process.wait(timeout=30)
     subprocess.run(["pkill", "-f", "sleep 60"], capture_output=True)
