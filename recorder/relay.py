@@ -19,6 +19,8 @@ import termios
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from .burst import burst
+
 READ_SIZE = 64 * 1024
 PARENT_CHECK_INTERVAL = 0.5
 KILL_GRACE = 2.0  # seconds between SIGHUP and SIGKILL
@@ -429,19 +431,48 @@ class Relay:
         if not data:
             self._on_eof(pump)
             return
+        if pump.to_client:
+            self._relay_output(pump, data)
+        else:
+            # Keys are looked at before the program gets them: whether a key is a secret
+            # depends on the terminal's echo state before the program reads it (recorder/typed.py).
+            pump.on_data(data)
+            self._send(pump, data)
+
+    def _relay_output(self, pump: Pump, data: bytes) -> None:
+        """The client first, the recording after: output that keeps coming is relayed in a
+        burst (recorder/burst.py) and recorded as one event with ``data``."""
+        if self._send(pump, data):
+            more, written, failed = burst(pump.src, pump.dst, self._burst_waits(pump))
+            data += more
+            if written < len(more):
+                pump.backlog += memoryview(more)[written:]
+            if failed:
+                pump.on_data(data)
+                self._write_failed(pump, OSError(failed, os.strerror(failed)))
+                return
         pump.on_data(data)
+
+    def _burst_waits(self, pump: Pump) -> tuple[int, ...]:
+        """What ends a burst at once: a signal, or input on any other source."""
+        return (self.signals.read_fd, *(p.src for p in self.pumps if p is not pump and p.reading))
+
+    def _send(self, pump: Pump, data: bytes) -> bool:
+        """Write what was just read (reads only happen with an empty backlog); True when all of
+        it went, else the rest is the backlog or the destination failed."""
         if not pump.dst_open:
-            return
-        # Reads only happen with an empty backlog: write straight from the buffer just read.
+            return False
         try:
             written = os.write(pump.dst, data)
         except BlockingIOError:
             written = 0
         except OSError as exc:
             self._write_failed(pump, exc)
-            return
+            return False
         if written < len(data):
             pump.backlog += memoryview(data)[written:]
+            return False
+        return True
 
     def _write(self, pump: Pump) -> None:
         try:

@@ -5,6 +5,10 @@
  * optional speed-up: the Python path gives the same bytes and is used when this module
  * cannot be built.
  *
+ * append_event(buf: bytearray, time: float, code: int, data: bytes, final: bool)
+ *   -> (consumed: int, invalid: int): the same escaping, written with its line framing
+ *   straight onto the cast buffer: one call per read on the recorder's hot path.
+ *
  * escape(data: bytes, final: bool) -> (literal: bytes, consumed: int, invalid: int)
  *   literal   "..." with every byte of a valid UTF-8 sequence kept as is, each invalid byte
  *             replaced by U+FFFD, and ", \ and control characters escaped.
@@ -14,6 +18,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 static const char HEX[] = "0123456789abcdef";
@@ -25,6 +31,48 @@ static void init_stop_table(void)
 {
     for (int c = 0; c < 256; c++)
         STOP[c] = c < 0x20 || c >= 0x80 || c == '"' || c == '\\';
+}
+
+/* Nonzero when some byte of the word w needs escaping: below 0x20, '"', '\\' or non-ASCII
+ * (the classic "has a byte less than n" and "has a zero byte" tricks, eight bytes at once). */
+static inline uint64_t word_stops(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+    uint64_t low = w - ones * 0x20;
+    uint64_t zero_q = quote - ones, zero_b = backslash - ones;
+    return ((low & ~w) | (zero_q & ~quote) | (zero_b & ~backslash) | w) & highs;
+}
+
+/* The end of the run of bytes that are copied as they are, starting at i. */
+static inline Py_ssize_t plain_run(const unsigned char *src, Py_ssize_t i, Py_ssize_t n)
+{
+    while (i + 8 <= n) {
+        uint64_t w;
+        memcpy(&w, src + i, 8);
+        if (word_stops(w))
+            break;
+        i += 8;
+    }
+    while (i < n && !STOP[src[i]])
+        i++;
+    return i;
+}
+
+/* One buffer for append_event's lines, grown as needed and kept (the GIL is held throughout). */
+static unsigned char *scratch;
+static Py_ssize_t scratch_size;
+
+static unsigned char *scratch_for(Py_ssize_t size)
+{
+    if (size > scratch_size) {
+        unsigned char *grown = PyMem_RawRealloc(scratch, size);
+        if (grown == NULL)
+            return NULL;
+        scratch = grown;
+        scratch_size = size;
+    }
+    return scratch;
 }
 
 /* Length of the valid UTF-8 sequence starting at s (n bytes available):
@@ -64,32 +112,16 @@ static Py_ssize_t sequence_length(const unsigned char *s, Py_ssize_t n)
     return need;
 }
 
-static PyObject *escape(PyObject *self, PyObject *args)
+/* Escape src[0..n) into w (room for n * 6 bytes): returns the end of what was written and
+ * sets *used (bytes of src consumed) and *invalid (bytes replaced by U+FFFD). */
+static unsigned char *escape_into(unsigned char *w, const unsigned char *src, Py_ssize_t n, int final,
+                                  Py_ssize_t *used, Py_ssize_t *invalid)
 {
-    Py_buffer view;
-    int final;
-    if (!PyArg_ParseTuple(args, "y*p", &view, &final))
-        return NULL;
-    const unsigned char *src = view.buf;
-    Py_ssize_t n = view.len;
-    if (n > (PY_SSIZE_T_MAX - 2) / 6) {
-        PyBuffer_Release(&view);
-        return PyErr_NoMemory();
-    }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, n * 6 + 2);
-    if (out == NULL) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
-    unsigned char *w = dst;
-    Py_ssize_t i = 0, invalid = 0;
-    *w++ = '"';
+    Py_ssize_t i = 0;
+    *invalid = 0;
     while (i < n) {
         /* The common case: a run of printable ASCII copied in one go. */
-        Py_ssize_t run = i;
-        while (run < n && !STOP[src[run]])
-            run++;
+        Py_ssize_t run = plain_run(src, i, n);
         if (run > i) {
             memcpy(w, src + i, run - i);
             w += run - i;
@@ -126,20 +158,97 @@ static PyObject *escape(PyObject *self, PyObject *args)
         }
         else {
             *w++ = 0xEF; *w++ = 0xBF; *w++ = 0xBD; /* U+FFFD for this one byte */
-            invalid++;
+            (*invalid)++;
             i++;
         }
     }
+    *used = i;
+    return w;
+}
+
+static PyObject *escape(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    int final;
+    if (!PyArg_ParseTuple(args, "y*p", &view, &final))
+        return NULL;
+    const unsigned char *src = view.buf;
+    Py_ssize_t n = view.len;
+    if (n > (PY_SSIZE_T_MAX - 2) / 6) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * 6 + 2);
+    if (out == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
+    unsigned char *w = dst;
+    Py_ssize_t used, invalid;
+    *w++ = '"';
+    w = escape_into(w, src, n, final, &used, &invalid);
     *w++ = '"';
     PyBuffer_Release(&view);
     if (_PyBytes_Resize(&out, w - dst) < 0)
         return NULL;
-    return Py_BuildValue("(Nnn)", out, i, invalid);
+    return Py_BuildValue("(Nnn)", out, used, invalid);
+}
+
+/* append_event(buf, time, code, data, final) -> (consumed, invalid)
+ *   Appends the cast line [time, "code", "escaped data"]\n to the bytearray buf in one pass
+ *   (time printed as %.6f, as EventEncoder does). Nothing is appended when no byte of data
+ *   makes a character yet (an incomplete sequence waits for the next read, as with escape). */
+static PyObject *append_event(PyObject *self, PyObject *args)
+{
+    PyObject *buf;
+    double t;
+    int code, final;
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "Ydiy*p", &buf, &t, &code, &view, &final))
+        return NULL;
+    Py_ssize_t n = view.len;
+    if (n > (PY_SSIZE_T_MAX - 64) / 6) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    /* Escaped into a buffer that stays mapped, then copied: growing the bytearray by the
+     * worst case (6 bytes a byte) and shrinking it again would reallocate on every call. */
+    unsigned char *line = scratch_for(n * 6 + 64);
+    if (line == NULL) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    int head = snprintf((char *)line, 48, "[%.6f, \"%c\", \"", t, code);
+    if (head < 0 || head >= 48) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "event time out of range");
+        return NULL;
+    }
+    unsigned char *body = line + head;
+    Py_ssize_t used, invalid;
+    unsigned char *end = escape_into(body, view.buf, n, final, &used, &invalid);
+    PyBuffer_Release(&view);
+    if (end != body) { /* else no character yet: nothing to write */
+        *end++ = '"'; *end++ = ']'; *end++ = '\n';
+        Py_ssize_t start = PyByteArray_GET_SIZE(buf), want = start + (end - line);
+        /* Room doubles when it runs out: the bytearray's own growth (an eighth at a time)
+         * would copy the whole buffer again on nearly every large append. */
+        Py_ssize_t room = ((PyByteArrayObject *)buf)->ob_alloc;
+        if (want >= room && PyByteArray_Resize(buf, want > 2 * room ? want : 2 * room) < 0)
+            return NULL;
+        if (PyByteArray_Resize(buf, want) < 0)
+            return NULL;
+        memcpy(PyByteArray_AS_STRING(buf) + start, line, end - line);
+    }
+    return Py_BuildValue("(nn)", used, invalid);
 }
 
 static PyMethodDef methods[] = {
     {"escape", escape, METH_VARARGS,
      "escape(data, final) -> (json_literal, consumed, invalid): validate UTF-8 and escape in one pass."},
+    {"append_event", append_event, METH_VARARGS,
+     "append_event(buf, time, code, data, final) -> (consumed, invalid): one cast line onto a bytearray."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -76,6 +76,23 @@ class Utf8Stream:
     def decode(self, data: bytes, final: bool = False) -> str:
         return self.feed(data, final).decode()
 
+    def append_event(self, buf: bytearray, t: float, code: int, data: bytes, final: bool = False) -> bool:
+        """``[t, "code", the valid part of data]`` onto ``buf`` (the C accelerator's one call per
+        read when it is built); False when there was no character to write yet."""
+        if _fastcast is None:
+            literal = self.feed_literal(data, final)
+            if literal == b'""':
+                return False
+            buf += b'[%.6f, "%c", %s]\n' % (t, code, literal)
+            return True
+        if self._pending:
+            data = self._pending + data
+        size = len(buf)
+        used, invalid = _fastcast.append_event(buf, t, code, data, final)
+        self._pending = data[used:]
+        self.invalid += invalid
+        return len(buf) != size
+
     def feed_literal(self, data: bytes, final: bool = False) -> bytes:
         """``feed`` then ``json_string_bytes``: the valid part of ``data`` as a JSON string literal."""
         if _fastcast is None:
@@ -184,6 +201,17 @@ class EventEncoder:
         if self.version == 3:
             t, self._last = t - self._last, t
         return b'[%.6f, "%s", %s]\n' % (t, code, literal)
+
+    def append(self, buf: bytearray, t: float, code: int, stream: Utf8Stream, data: bytes,
+               final: bool = False) -> bool:
+        """Raw output or input ``data`` as one line onto ``buf`` through ``stream`` (which keeps
+        an incomplete UTF-8 sequence for the next call); False when nothing was written."""
+        stamp = t - self._last if self.version == 3 else t
+        if not stream.append_event(buf, stamp, code, data, final):
+            return False
+        if self.version == 3:
+            self._last = t
+        return True
 
 
 class Event:

@@ -147,3 +147,41 @@ def test_python_path_when_the_accelerator_is_missing(monkeypatch: pytest.MonkeyP
     assert stream.feed_literal(b'a\xff"\xe6') == b'"a\xef\xbf\xbd\\""'
     assert stream.feed_literal(b"\x97\xa5") == '"日"'.encode()
     assert stream.invalid == 1
+
+
+@pytest.mark.parametrize(("version", "seed"), [(2, 0), (2, 1), (3, 2), (3, 3)])
+def test_c_event_lines_equal_the_python_lines(monkeypatch: pytest.MonkeyPatch, version: int,
+                                              seed: int) -> None:
+    """The recorder's hot path writes whole lines in C: byte for byte what the Python path writes,
+    with UTF-8 split across reads, times that only advance when a line is written (v3) and an
+    invalid count (no lone surrogate prefix here: see the test above for why it may cut apart)."""
+    import random
+
+    from sshrec.schema import asciicast
+    from sshrec.schema.asciicast import EventEncoder
+
+    if asciicast._fastcast is None:
+        pytest.skip("the C accelerator is not built here (no compiler): the Python path is in use")
+    rng = random.Random(seed)
+    alphabet = [b"a", b"\x1b[0m", b"\r\n", b"\t", b'"', b"\\", b"\x00", b"\x7f", "é".encode(),
+                "日".encode(), "🎉".encode(), b"\xff", b"\xc0\xaf", b"\xf4\x90\x80\x80"]
+    data = b"".join(rng.choice(alphabet) for _ in range(4000)) + b"\xe6\x97"
+    cuts, pos, t = [], 0, 0.0
+    while pos < len(data):
+        step = rng.randint(1, 40)
+        t += rng.choice([0.0, 0.000_000_4, 0.001, 1.5, 1234.567_891_2])
+        cuts.append((t, rng.choice([105, 111]), data[pos : pos + step]))
+        pos += step
+
+    def lines() -> tuple[bytes, int]:
+        encoder, streams, buf = EventEncoder(version), {105: Utf8Stream(), 111: Utf8Stream()}, bytearray()
+        for stamp, code, piece in cuts:
+            encoder.append(buf, stamp, code, streams[code], piece)
+        for code, stream in streams.items():
+            encoder.append(buf, t + 1, code, stream, b"", final=True)
+        return bytes(buf), streams[105].invalid + streams[111].invalid
+
+    fast = lines()
+    monkeypatch.setattr(asciicast, "_fastcast", None)
+    assert fast == lines()
+    assert fast[1] > 0 and fast[0].count(b"\n") > 10
