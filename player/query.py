@@ -13,14 +13,16 @@ with ``phrase`` next to each other in order.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sshrec.schema.record import STATUSES
+from sshrec.schema.record import MODES, STATUSES
 from sshrec.schema.screentext import Chunk, first_match, words
 from sshrec.schema.tables import RECORD_COLUMNS, parse_timestamp, screen_text, sessions
 
@@ -45,6 +47,7 @@ class Filters:
     until: datetime | None = None
     status: list[str] = field(default_factory=list)
     exit: str | None = None
+    mode: str | None = None
     limit: int = DEFAULT_LIMIT
 
 
@@ -150,6 +153,8 @@ def conditions(filters: Filters, connection: sa.Connection) -> list[sa.ColumnEle
         where.append(c.status.in_(filters.status))
     if filters.exit is not None:
         where.append(_exit_filter(filters.exit))
+    if filters.mode:
+        where.append(c.mode == filters.mode)
     return where
 
 
@@ -162,6 +167,20 @@ def parse_exit(value: str) -> str:
         return str(int(word))
     except ValueError:
         raise QueryError(f"--exit wants a number or 'nonzero', not {value!r}") from None
+
+
+def parse_mode(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in MODES:
+        raise QueryError(f"unknown mode {value!r}; one of: {', '.join(MODES)}")
+    return mode
+
+
+def parse_limit(value: str) -> int:
+    try:
+        return max(int(value), 0)
+    except ValueError:
+        raise QueryError(f"limit wants a number (0: all), not {value!r}") from None
 
 
 def _exit_filter(value: str) -> sa.ColumnElement[bool]:
@@ -272,51 +291,64 @@ def _postgres_matching(query: SearchText) -> sa.ColumnElement[bool]:
     )
 
 
-def _first_chunks(connection: sa.Connection, query: SearchText, ids: list[str]) -> dict[str, int]:
-    """For each session, the key (pk) of its first chunk that matches."""
+def _matching_chunks(connection: sa.Connection, query: SearchText, ids: list[str]
+                     ) -> list[tuple[str, int, int]]:
+    """(session id, chunk number, pk) of every chunk of these sessions that matches."""
     if not ids:
-        return {}
+        return []
     select = sa.select(screen_text.c.session_id, screen_text.c.chunk, screen_text.c.pk).where(
         screen_text.c.session_id.in_(ids)
     )
     if connection.dialect.name == "postgresql":
         select = select.where(sa.literal_column("screen_text.tsv").op("@@")(query.tsquery()))
-        candidates = connection.execute(select).all()
-    else:
-        candidates = connection.execute(select).all()
-        probe = sa.text(
-            "SELECT rowid FROM screen_fts WHERE screen_fts MATCH :fts_query AND rowid IN :pks"
-        ).bindparams(sa.bindparam("pks", expanding=True))
-        pks = [row.pk for row in candidates]
-        matching = set(connection.execute(probe, {"fts_query": query.fts5(), "pks": pks}).scalars())
-        candidates = [row for row in candidates if row.pk in matching]
+        return [tuple(row) for row in connection.execute(select)]  # type: ignore[misc]
+    candidates = connection.execute(select).all()
+    probe = sa.text(
+        "SELECT rowid FROM screen_fts WHERE screen_fts MATCH :fts_query AND rowid IN :pks"
+    ).bindparams(sa.bindparam("pks", expanding=True))
+    pks = [row.pk for row in candidates]
+    matching = set(connection.execute(probe, {"fts_query": query.fts5(), "pks": pks}).scalars())
+    return [tuple(row) for row in candidates if row.pk in matching]  # type: ignore[misc]
+
+
+def _first_chunks(connection: sa.Connection, query: SearchText, ids: list[str]) -> dict[str, int]:
+    """For each session, the key (pk) of its first chunk that matches."""
     first: dict[str, tuple[int, int]] = {}
-    for session_id, chunk, pk in candidates:
+    for session_id, chunk, pk in _matching_chunks(connection, query, ids):
         if session_id not in first or chunk < first[session_id][0]:
             first[session_id] = (chunk, pk)
     return {session_id: pk for session_id, (_, pk) in first.items()}
 
 
-def search_sessions(connection: sa.Connection, query: SearchText, filters: Filters, context: int = 40) -> Page:
-    """Sessions whose screen text matches, newest first, each with ``match_time`` (seconds
-    from the start of the session to the first match) and ``match_text`` (around it)."""
+def text_matching(connection: sa.Connection, query: SearchText) -> sa.ColumnElement[bool]:
+    """The condition "this session's screen text matches ``query``"."""
     if connection.dialect.name == "postgresql":
         # Screen text lives out of line (TOAST), so a sequential scan of screen_text looks
         # cheap to the planner while it really unpacks every tsvector: 0.15 s instead of
         # 8 ms at 10k sessions, growing with the table. Index paths only, for this query.
         connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        matching = _postgres_matching(query)
-    else:
-        matching = _sqlite_matching(connection, query)
-    where = [matching, *conditions(filters, connection)]
+        return _postgres_matching(query)
+    return _sqlite_matching(connection, query)
+
+
+def search_sessions(connection: sa.Connection, query: SearchText, filters: Filters, context: int = 40) -> Page:
+    """Sessions whose screen text matches, newest first, each with ``match_time`` (seconds
+    from the start of the session to the first match) and ``match_text`` (around it)."""
+    where = [text_matching(connection, query), *conditions(filters, connection)]
     select = _newest_first(sa.select(*_record_columns()).where(*where), filters.limit)
     page = _page([row_to_record(row) for row in connection.execute(select)], filters.limit)
-    chunks = _first_chunks(connection, query, [r["id"] for r in page.items])
+    annotate_matches(connection, query, page.items, context)
+    return page
+
+
+def annotate_matches(connection: sa.Connection, query: SearchText, items: list[dict[str, Any]],
+                     context: int = 40) -> None:
+    """Add ``match_time`` and ``match_text`` (the first match) to each record in ``items``."""
+    chunks = _first_chunks(connection, query, [r["id"] for r in items])
     texts = _chunk_texts(connection, list(chunks.values()))
-    for record in page.items:
+    for record in items:
         text, marks = texts.get(chunks.get(record["id"], -1), ("", []))
         record.update(locate(text, marks, query, context))
-    return page
 
 
 def _chunk_texts(connection: sa.Connection, pks: list[int]) -> dict[int, tuple[str, list[list[int]]]]:
@@ -338,3 +370,210 @@ def locate(text: str, marks: list[list[int]], query: SearchText, context: int) -
     after = text[match.end : match.end + context]
     snippet = " ".join(before.split()[-8:] + [text[match.offset : match.end]] + after.split()[:8])
     return {"match_time": round(chunk.time_at(match.offset), 3), "match_text": snippet}
+
+
+# -- the query language: one parser for the TUI's search bar and `sshrec export --query` ------
+
+
+@dataclass(frozen=True)
+class QueryField:
+    """One ``name:value`` filter. ``attr`` is the :class:`Filters` field it sets; a field whose
+    attribute Filters does not have yet is known to the parser but answered with ``needs``."""
+
+    names: tuple[str, ...]
+    attr: str
+    parse: Callable[[str], Any]
+    help: str
+    needs: str = ""
+
+
+QUERY_FIELDS: tuple[QueryField, ...] = (
+    QueryField(("user",), "user", str, "user name; alice* for a prefix"),
+    QueryField(("key",), "key", str, "key fingerprint or a prefix of it (SHA256:...)"),
+    QueryField(("cmd", "command"), "command", str, "text anywhere in the command, any case"),
+    QueryField(("dest", "destination"), "destination", str, "destination host[:port]; db-* for a prefix"),
+    QueryField(("from", "client"), "client", str, "client address; 10.1.* for a prefix"),
+    QueryField(("since",), "since", parse_when, "started at or after: 2h, 3d, 1w, 2024-05-01"),
+    QueryField(("until",), "until", lambda v: parse_when(v, end_of_day=True),
+               "started before (a date: its end)"),
+    QueryField(("exit",), "exit", parse_exit, "exit status N, or nonzero"),
+    QueryField(("status",), "status", parse_statuses, f"{', '.join(STATUSES)} (comma-separated)"),
+    QueryField(("mode",), "mode", parse_mode, ", ".join(MODES)),
+    QueryField(("file",), "file", str, "a transferred file's path", needs="an index with transfer records"),
+    QueryField(("conn", "connection"), "connection", str, "the SSH connection id",
+               needs="an index with connection ids"),
+    QueryField(("limit",), "limit", parse_limit, "at most N sessions (0: all)"),
+)
+_FIELD_BY_NAME = {name: f for f in QUERY_FIELDS for name in f.names}
+# The options of `sshrec ls`/`search` that are filters: named like the Filters attributes.
+FILTER_OPTIONS = ("user", "key", "command", "destination", "client", "since", "until", "status", "exit", "mode")
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<name>[A-Za-z_]+)(?P<sep>[:=])(?P<value>"[^"]*"?|'[^']*'?|\S*)"""
+    r"""|(?P<quoted>"[^"]*"?|'[^']*'?)|(?P<word>\S+))"""
+)
+
+
+@dataclass
+class Query:
+    """What a search bar or ``--query`` asks for: filters, and screen text when there is any."""
+
+    filters: Filters
+    text: SearchText | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.text is None and self.filters == Filters(limit=self.filters.limit)
+
+
+def _unquote(value: str, whole: str) -> str:
+    if value and value[0] in "\"'":
+        if len(value) < 2 or value[-1] != value[0]:
+            raise QueryError(f"{whole!r}: the quote is not closed")
+        return value[1:-1]
+    return value
+
+
+def build_filters(values: dict[str, str | None], limit: int = DEFAULT_LIMIT) -> Filters:
+    """Filters from raw values keyed by field name (what the command-line options hold)."""
+    available = {f.name for f in dataclasses.fields(Filters)}
+    filters = Filters(limit=limit)
+    for name, raw in values.items():
+        spec = _FIELD_BY_NAME.get(name)
+        if spec is None:
+            known = " ".join(f"{f.names[0]}:" for f in QUERY_FIELDS)
+            raise QueryError(f"unknown filter {name!r}; known: {known} (quote text that contains a colon)")
+        if raw is None:
+            continue
+        if spec.attr not in available:
+            raise QueryError(f"{spec.names[0]}: filters need {spec.needs}; this index has none yet")
+        if not raw.strip():
+            raise QueryError(f"{spec.names[0]}: needs a value, e.g. {spec.names[0]}:{_EXAMPLES[spec.attr]}")
+        setattr(filters, spec.attr, spec.parse(raw))
+    return filters
+
+
+_EXAMPLES = {"user": "alice", "key": "SHA256:nThb", "command": "'rm -rf'", "destination": "db-1:5432",
+             "client": "10.0.*", "since": "2d", "until": "2024-05-01", "exit": "nonzero",
+             "status": "interrupted", "mode": "pty", "file": "/etc/passwd", "connection": "01J...",
+             "limit": "100"}
+
+
+def parse_query(text: str, limit: int = DEFAULT_LIMIT) -> Query:
+    """``user:alice since:2d cmd:"rm -rf" permission denied`` -> filters and screen text.
+
+    ``name=value`` means the same as ``name:value`` (the form ``sshrec export --query`` has
+    always taken); quote values with spaces. Words that are not filters are searched for in
+    the screen text (all of them); quoted text is a phrase.
+    """
+    values: dict[str, str | None] = {}
+    words: list[str] = []
+    phrase = False
+    position = 0
+    text = text.strip()
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            break
+        position = match.end()
+        if match.group("name") is not None:
+            name = match.group("name").lower()
+            if name not in _FIELD_BY_NAME:
+                build_filters({name: ""})  # raises with the list of known names
+            values[_FIELD_BY_NAME[name].names[0]] = _unquote(match.group("value"), match.group().strip())
+        elif match.group("quoted") is not None:
+            words.append(_unquote(match.group("quoted"), match.group("quoted")))
+            phrase = True
+        else:
+            words.append(match.group("word"))
+    limit_value = values.pop("limit", None)
+    filters = build_filters(values, parse_limit(limit_value) if limit_value is not None else limit)
+    search = SearchText.parse(" ".join(words), phrase and len(words) == 1) if words else None
+    return Query(filters, search)
+
+
+def query_help() -> list[tuple[str, str]]:
+    """(syntax, meaning) lines for a help panel."""
+    lines = [(" ".join(f"{n}:" for n in f.names), f.help + (f"  (needs {f.needs})" if f.needs else ""))
+             for f in QUERY_FIELDS]
+    lines.append(("words", "screen text containing every word (any case, accents ignored)"))
+    lines.append(('"two words"', "the words next to each other, in order"))
+    lines.append(("name=value", "the same as name:value; quote values with spaces: cmd:'rm -rf'"))
+    return lines
+
+
+# -- keyset pages: a virtual list over millions of rows, a page at a time ----------------------
+
+Key = tuple[str, int]  # (started_at as the record writes it, pk): the position of a row
+
+
+def where_for(connection: sa.Connection, query: Query) -> list[sa.ColumnElement[bool]]:
+    """The conditions of a whole query (filters, and screen text when it has any)."""
+    where = conditions(query.filters, connection)
+    if query.text is not None:
+        where.insert(0, text_matching(connection, query.text))
+    return where
+
+
+def _from_key(key: Key | None, inclusive: bool) -> list[sa.ColumnElement[bool]]:
+    """Rows older than ``key`` (newest-first order), or from it on when ``inclusive``."""
+    if key is None:
+        return []
+    mine = sa.tuple_(sessions.c.started_at, sessions.c.pk)
+    theirs = sa.tuple_(sa.literal(key[0], sessions.c.started_at.type), sa.literal(key[1], sessions.c.pk.type))
+    return [mine <= theirs if inclusive else mine < theirs]
+
+
+def page_after(connection: sa.Connection, query: Query, after: Key | None, n: int, skip: int = 0,
+               inclusive: bool = False, context: int = 40) -> list[tuple[Key, dict[str, Any]]]:
+    """Up to ``n`` rows newest first, starting ``skip`` rows past ``after`` (or at it when
+    ``inclusive``; None: the newest). Keys are found on the filter's index first, then only
+    those rows are read (the deferred join of :func:`list_sessions`)."""
+    where = where_for(connection, query) + _from_key(after, inclusive)
+    keys = (sa.select(sessions.c.pk).where(*where)
+            .order_by(sessions.c.started_at.desc(), sessions.c.pk.desc()).offset(skip).limit(n))
+    select = (sa.select(sessions.c.pk, *_record_columns()).where(sessions.c.pk.in_(keys.scalar_subquery()))
+              .order_by(sessions.c.started_at.desc(), sessions.c.pk.desc()))
+    rows = [((row.started_at, row.pk), row_to_record(row)) for row in connection.execute(select)]
+    if query.text is not None and rows:
+        annotate_matches(connection, query.text, [record for _, record in rows], context)
+    return rows
+
+
+def anchors(connection: sa.Connection, query: Query, every: int, start: Key | None = None,
+            most: int = 200) -> list[Key]:
+    """Keys of rows 0, ``every``, 2 x ``every``, ... counted from ``start`` (inclusive; None:
+    the newest), at most ``most``. The database numbers the rows (a window function over the
+    filter's index), so only the anchors cross into Python: a background scan of a million
+    rows this way holds the GIL for microseconds, not seconds."""
+    where = where_for(connection, query) + _from_key(start, True)
+    number = sa.func.row_number().over(order_by=(sessions.c.started_at.desc(), sessions.c.pk.desc()))
+    inner = sa.select(sessions.c.started_at, sessions.c.pk, number.label("rn")).where(*where).subquery()
+    select = (sa.select(inner.c.started_at, inner.c.pk).where((inner.c.rn - 1) % every == 0)
+              .order_by(inner.c.rn).limit(most))
+    return [(row.started_at, row.pk) for row in connection.execute(select)]
+
+
+def count_from(connection: sa.Connection, query: Query, start: Key | None, cap: int) -> int:
+    """How many rows there are from ``start`` on (inclusive), counting at most ``cap``."""
+    where = where_for(connection, query) + _from_key(start, True)
+    keys = sa.select(sessions.c.pk).where(*where).limit(cap).subquery()
+    return int(connection.execute(sa.select(sa.func.count()).select_from(keys)).scalar_one())
+
+
+def match_times(connection: sa.Connection, session_id: str, query: SearchText, most: int = 500) -> list[float]:
+    """Seconds into the session of every place its screen text matches (the "next hit" key):
+    only the chunks the full-text index says match are read."""
+    chunks = sorted((chunk, pk) for _, chunk, pk in _matching_chunks(connection, query, [session_id]))
+    texts = _chunk_texts(connection, [pk for _, pk in chunks])
+    times: list[float] = []
+    for _, pk in chunks:
+        text, marks = texts[pk]
+        chunk = Chunk(0, text, [(int(o), int(ms)) for o, ms in marks])
+        offset = 0
+        while len(times) < most:
+            match = first_match(text[offset:], list(query.words), query.phrase)
+            if match is None:
+                break
+            times.append(round(chunk.time_at(offset + match.offset), 3))
+            offset += max(match.end, 1)
+    return times

@@ -53,25 +53,17 @@ def add_filter_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--until", metavar="WHEN", help="started before: age or ISO (a date includes the day)")
     g.add_argument("--status", help="recording, complete, interrupted, failed (comma-separated)")
     g.add_argument("--exit", metavar="N", help="exit status N, or 'nonzero'")
+    g.add_argument("--mode", help="pty, pipe, sftp, scp or import")
     g.add_argument("--limit", type=int, default=50, metavar="N", help="at most N sessions (default 50; 0: all)")
 
 
 def filters_from(args: argparse.Namespace) -> Any:
-    from sshrec.player.query import Filters, QueryError, parse_exit, parse_statuses, parse_when
+    """The options as Filters, through the one parser of the query language (player.query)."""
+    from sshrec.player.query import FILTER_OPTIONS, QueryError, build_filters
 
     try:
-        return Filters(
-            user=args.user,
-            key=args.key,
-            command=args.command,
-            destination=args.destination,
-            client=args.client,
-            since=parse_when(args.since) if args.since else None,
-            until=parse_when(args.until, end_of_day=True) if args.until else None,
-            status=parse_statuses(args.status) if args.status else [],
-            exit=parse_exit(args.exit) if args.exit is not None else None,
-            limit=max(args.limit, 0),
-        )
+        return build_filters({name: getattr(args, name, None) for name in FILTER_OPTIONS},
+                             max(args.limit, 0))
     except QueryError as exc:
         raise CommandError(str(exc), 2) from None
 
