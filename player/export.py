@@ -64,6 +64,19 @@ class Source:
         return str(self.record.get("id") or os.path.splitext(os.path.basename(self.cast_path))[0])
 
 
+def sources_for(rows: Iterable[dict[str, object]], home: str) -> list[Source]:
+    """Index rows as sources: each one's recording, with the record beside it when that is the
+    same session (it is the final one), else the row. Raises locate.NotFound."""
+    from .locate import cast_of
+
+    sources = []
+    for row in rows:
+        path = cast_of(row, home)
+        record = record_for(path)
+        sources.append(Source(record if record.get("id") == row["id"] else dict(row), path))
+    return sources
+
+
 def record_for(cast_path: str) -> dict[str, object]:
     """The authoritative record of a cast: ``<id>.json`` beside it (written at the end), else
     the header's copy (written at the start), else a bare one named after the file."""

@@ -30,3 +30,16 @@ def locate_cast(target: str, home: str) -> str:
             return path
         raise NotFound(f"session {target} is not in the spool {home} (looked for {path})")
     raise NotFound(f"{target}: no such file, and not a session id (26 characters, e.g. 01J...)")
+
+
+def cast_of(record: dict[str, object], home: str) -> str:
+    """The recording of an index row: its ``path`` when that file is there, else where the
+    spool keeps that id (the index may have been built on another mount). NotFound if neither."""
+    path = str(record.get("path") or "")
+    if path and os.path.exists(path):
+        return path
+    path = spool.cast_path(home, str(record["id"]))
+    if not os.path.exists(path):
+        raise NotFound(f"session {record['id']} is in the index but its recording {path} is missing; "
+                       "run: sshrec index --rebuild")
+    return path

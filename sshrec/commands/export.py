@@ -44,9 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def sources_from_query(args: argparse.Namespace) -> tuple[list[object], dict[str, object]]:
-    from sshrec.player.export import Source, record_for
+    from sshrec.player.export import sources_for
+    from sshrec.player.locate import NotFound
     from sshrec.player.query import QueryError, list_sessions, parse_query, search_sessions
-    from sshrec.schema import spool
     from sshrec.schema.db import reading
     from sshrec.schema.record import iso_utc
 
@@ -66,16 +66,10 @@ def sources_from_query(args: argparse.Namespace) -> tuple[list[object], dict[str
             page = list_sessions(connection, query.filters)
         else:
             page = search_sessions(connection, query.text, query.filters)
-    sources = []
-    for row in reversed(page.items):  # oldest first, as a case file reads
-        path = str(row.get("path") or "")
-        if not path or not os.path.exists(path):
-            path = spool.cast_path(settings.home, str(row["id"]))
-        if not os.path.exists(path):
-            raise CommandError(f"session {row['id']} is in the index but its recording {path} is missing; "
-                               "run: sshrec index --rebuild")
-        record = record_for(path)
-        sources.append(Source(record if record.get("id") == row["id"] else dict(row), path))
+    try:
+        sources = sources_for(reversed(page.items), settings.home)  # oldest first, as a case file reads
+    except NotFound as exc:
+        raise CommandError(str(exc)) from None
     filters = query.filters
     resolved = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in vars(filters).items()}
     if query.text is not None:

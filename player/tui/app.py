@@ -1,0 +1,202 @@
+"""``sshrec tui``: find a session in the index, replay it, export or verify what was found.
+
+The search bar takes the query language of :func:`sshrec.player.query.parse_query` (the same
+as ``sshrec export --query``); results are a keyset-paged virtual table over SQL; Enter opens
+the replay screen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from rich.text import Text
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Label
+
+from ..locate import NotFound, cast_of
+from ..query import Query, QueryError, SearchText, match_times, parse_query
+from .cells import escaped
+from .help import HelpScreen
+from .jobs import JobScreen
+from .pages import SessionPages
+from .record_panel import RecordPanel
+from .replay_screen import ReplayScreen
+from .results import ResultsTable
+
+DEBOUNCE = 0.15  # seconds after the last key before the results follow the search bar
+PLACEHOLDER = "search: words on screen, user:alice since:2d cmd:sudo exit:nonzero ... (? for help)"
+
+
+class SshrecApp(App[None]):
+    """The auditor's app over one index (``engine``) and spool (``home``)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "sshrec"
+    BINDINGS = [
+        Binding("slash", "search", "search"),
+        Binding("x", "export(False)", "export", group=Binding.Group("export")),
+        Binding("X", "export(True)", "all", group=Binding.Group("export")),
+        Binding("v", "verify(False)", "verify", group=Binding.Group("verify")),
+        Binding("V", "verify(True)", "all", group=Binding.Group("verify")),
+        Binding("c", "connection", "conn"),
+        Binding("i", "record", "record"),
+        Binding("question_mark,f1", "help", "help", key_display="?"),
+        Binding("ctrl+q", "quit", "quit", priority=True),
+    ]
+
+    query_text = reactive("", init=False)
+
+    def __init__(self, engine: sa.Engine, home: str, initial_query: str = "") -> None:
+        super().__init__()
+        self.engine = engine
+        self.home = home
+        self.initial_query = initial_query
+        self.current: Query = parse_query("")
+        self._debounce: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="search-area"):
+            yield Input(self.initial_query, placeholder=PLACEHOLDER, id="search")
+            yield Label("", id="message")
+        with Horizontal(id="main"):
+            yield ResultsTable(id="results")
+            panel = RecordPanel(id="record")
+            panel.display = False
+            yield panel
+        yield Label("", id="status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#search", Input).focus()
+        self.run_query(self.initial_query)
+
+    # -- searching -----------------------------------------------------------------------------
+
+    def run_query(self, text: str) -> None:
+        """Parse the search bar and show its results; bad syntax is a message, never a crash."""
+        message = self.query_one("#message", Label)
+        try:
+            query = parse_query(text)
+        except QueryError as exc:
+            message.update(Text(escaped(str(exc)), style="bold red"))
+            message.add_class("error")
+            return
+        message.remove_class("error")
+        message.update("")
+        if query == self.current and self.query_one(ResultsTable).pages is not None:
+            return
+        self.current = query
+        query.filters.limit = 0
+        self.query_one(ResultsTable).show(SessionPages(self.engine, query))
+        self._status()
+
+    @on(Input.Changed, "#search")
+    def _typed(self, event: Input.Changed) -> None:
+        if self._debounce is not None:
+            self._debounce.stop()
+        value = event.value
+        self._debounce = self.set_timer(DEBOUNCE, lambda: self.run_query(value))
+
+    @on(Input.Submitted, "#search")
+    def _submitted(self, event: Input.Submitted) -> None:
+        if self._debounce is not None:
+            self._debounce.stop()
+        self.run_query(event.value)
+        if not self.query_one("#message", Label).has_class("error"):
+            self.query_one(ResultsTable).focus()
+
+    def action_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    # -- the results ---------------------------------------------------------------------------
+
+    @on(ResultsTable.Moved)
+    def _moved(self, event: ResultsTable.Moved) -> None:
+        self.query_one("#record", RecordPanel).show(event.record)
+        self._status()
+
+    @on(ResultsTable.Counted)
+    def _counted(self) -> None:
+        self._status()
+
+    def _status(self) -> None:
+        table = self.query_one(ResultsTable)
+        pages = table.pages
+        if pages is None:
+            return
+        count = f"{pages.total:,}" if pages.total is not None else f"{pages.known_rows:,}+ (counting)"
+        text = Text(f" {count} session(s)")
+        if pages.known_rows:
+            text.append(f"  row {table.cursor + 1:,}")
+        record = table.selected
+        if record is not None and "match_time" in record:
+            text.append(f"  first hit at {record['match_time']:.1f}s: ", style="bold")
+            text.append(escaped(record.get("match_text")))
+        self.query_one("#status", Label).update(text)
+
+    @on(ResultsTable.Open)
+    def _open(self, event: ResultsTable.Open) -> None:
+        try:
+            path = cast_of(event.record, self.home)
+        except NotFound as exc:
+            self.notify(escaped(str(exc)), severity="error")
+            return
+        self.push_screen(ReplayScreen(event.record, path, self.current.text, self._hits))
+
+    def _hits(self, session_id: str, text: SearchText) -> list[float]:
+        from sshrec.schema.db import reading
+
+        with reading(self.engine) as connection:
+            return match_times(connection, session_id, text)
+
+    def action_record(self) -> None:
+        panel = self.query_one("#record", RecordPanel)
+        panel.display = not panel.display
+
+    def action_connection(self) -> None:
+        record = self.query_one(ResultsTable).selected
+        connection_id = record.get("connection_id") if record else None
+        if not connection_id:
+            self.notify("sessions of one connection need connection ids in the index (not recorded yet)",
+                        severity="warning")
+            return
+        search = self.query_one("#search", Input)
+        search.value = f"conn:{connection_id}"
+        self.run_query(search.value)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    # -- export and verify ---------------------------------------------------------------------
+
+    def _selection(self, everything: bool) -> tuple[str, Any, dict[str, object]] | None:
+        table = self.query_one(ResultsTable)
+        pages = table.pages
+        record = table.selected
+        if pages is None or (record is None and not everything):
+            self.notify("no session selected", severity="warning")
+            return None
+        if everything:
+            count = f"{pages.total:,}" if pages.total is not None else "all"
+            text = self.query_one("#search", Input).value
+            return (f"{count} session(s) matching: {escaped(text) or '(everything)'}", pages.all_rows,
+                    {"query": text})
+        return f"session {escaped(record['id'])}", lambda: [record], {"ids": [record["id"]]}  # type: ignore[index]
+
+    def action_export(self, everything: bool) -> None:
+        chosen = self._selection(everything)
+        if chosen is not None:
+            title, rows, selection = chosen
+            self.push_screen(JobScreen("export", f"Export {title}", rows, self.home, selection))
+
+    def action_verify(self, everything: bool) -> None:
+        chosen = self._selection(everything)
+        if chosen is not None:
+            title, rows, selection = chosen
+            self.push_screen(JobScreen("verify", f"Verify {title}", rows, self.home, selection))

@@ -1,0 +1,276 @@
+"""The Textual app driven by its pilot, on a spool made by the real recorder."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ptydriver import PtyProcess
+from recorder_helpers import SSHREC, record_env
+from sshrec.player.tui.app import SshrecApp
+from sshrec.player.tui.jobs import JobScreen
+from sshrec.player.tui.replay_screen import ReplayScreen
+from sshrec.player.tui.results import ResultsTable
+from sshrec.player.tui.screenview import ScreenView
+from sshrec.player.tui.seekbar import SeekBar
+from sshrec.schema.db import open_index
+from sshrec.schema.index import sync
+from textual.widgets import Input, Label
+from tui_support import FixtureSpool, make_fixture_spool
+
+SIZE = (100, 30)
+
+
+def run_async(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test in its own event loop (no pytest plugin needed)."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def spool(tmp_path_factory: pytest.TempPathFactory) -> FixtureSpool:
+    return make_fixture_spool(tmp_path_factory.mktemp("tui"))
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSHREC_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def app(spool: FixtureSpool) -> Iterator[SshrecApp]:
+    engine = open_index(spool.db_url)
+    yield SshrecApp(engine, spool.home)
+    engine.dispose()
+
+
+def table_lines(app: SshrecApp) -> list[str]:
+    table = app.query_one(ResultsTable)
+    return [table.render_line(y).text.rstrip() for y in range(table.size.height)]
+
+
+def users(app: SshrecApp) -> list[str]:
+    table = app.query_one(ResultsTable)
+    pages = table.pages
+    assert pages is not None
+    return [pages.row(n)["user"] for n in range(pages.known_rows)]  # type: ignore[index]
+
+
+async def settle(pilot, app: SshrecApp) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the pages the table asked for are read (workers finished)."""
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+@run_async
+async def test_opens_on_the_newest_with_the_search_bar_focused(app: SshrecApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        assert app.focused is app.query_one("#search", Input)
+        assert users(app) == ["mallory", "deploy", "alice"]
+        lines = table_lines(app)
+        assert lines[0].split()[:3] == ["STARTED", "(UTC)", "USER"]
+        assert lines[1].startswith("2024-05-01 10:02:00 mallory")
+        assert "3 session(s)" in str(app.query_one("#status", Label).render())
+
+
+@run_async
+async def test_typing_narrows_and_bad_syntax_is_a_message(app: SshrecApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press(*"user:deploy")
+        await pilot.pause(0.3)  # the debounce: results follow without Enter
+        await settle(pilot, app)
+        assert users(app) == ["deploy"]
+        app.query_one("#search", Input).value = ""
+        await pilot.press(*"exit:3 deploying")  # screen text and a filter together
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert users(app) == ["deploy"]
+        record = app.query_one(ResultsTable).selected
+        assert record is not None and "deploying" in record["match_text"]
+        for bad, message in [("since:soon", "not a time"), ("file:/etc/passwd", "transfer records"),
+                             ("colour:red", "unknown filter 'colour'")]:
+            await pilot.press("slash")  # from the results back to the bar
+            app.query_one("#search", Input).value = bad
+            await pilot.press("enter")
+            assert message in str(app.query_one("#message", Label).render())
+            assert app.focused is app.query_one("#search", Input)  # stays in the bar to fix it
+        assert users(app) == ["deploy"]  # the last good results stay
+
+
+@run_async
+async def test_user_text_is_escaped_in_the_table(app: SshrecApp) -> None:
+    async with app.run_test(size=(160, 30)) as pilot:
+        await settle(pilot, app)
+        line = table_lines(app)[1]
+        assert "\x1b" not in line and "\\e]52;c;cm0gLXJm\\x07" in line and "[bold]markup[/]" in line
+
+
+@run_async
+async def test_enter_enter_end_home(app: SshrecApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press(*"user:alice", "enter")
+        await settle(pilot, app)
+        assert app.focused is app.query_one(ResultsTable)
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ReplayScreen)
+        await pilot.press("end")
+        await pilot.pause()
+        text = screen.replay.screen.text()
+        assert "the end of it" in text and "needle on screen" in text
+        assert "red alert underlined green 日本語 wide" in text[0]
+        assert not any("alternate" in line for line in text)  # it was left again
+        assert "kept out" in "\n".join(text) and "\x1b" not in "".join(text)
+        assert screen.query_one(SeekBar).position == pytest.approx(screen.replay.duration)
+        await pilot.press("home")
+        await pilot.pause()
+        assert screen.replay.position == 0.0 and "the end of it" not in screen.replay.screen.text()
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ReplayScreen)
+
+
+@run_async
+async def test_playback_controls(app: SshrecApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        app.query_one(ResultsTable).focus()
+        await pilot.press("end", "enter")  # the oldest: alice's colourful session
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ReplayScreen)
+        bar = screen.query_one(SeekBar)
+        await pilot.press(*["minus"] * 6)  # 1/64: the short recording cannot end under the test
+        assert screen.speed == 1 / 64 and bar.speed == 1 / 64
+        await pilot.press("home")
+        if not screen.playing:  # it may have ended before the keys arrived
+            await pilot.press("space")
+        assert screen.playing and bar.playing
+        await pilot.press("space")
+        assert screen.playing is False and bar.playing is False
+        await pilot.press(*["plus"] * 8)
+        assert screen.speed == 4.0 and bar.speed == 4.0
+        await pilot.press("home")
+        await pilot.press("full_stop")
+        first = screen.replay.position
+        await pilot.press("full_stop")
+        assert screen.replay.position >= first
+        await pilot.press("right")
+        assert screen.replay.position == pytest.approx(min(first + 5, screen.replay.duration), abs=5)
+        await pilot.press("end", "left")
+        assert screen.replay.position == pytest.approx(max(screen.replay.duration - 5, 0))
+        await pilot.press("i")
+        assert screen.query_one("#replay-record").display
+        view = screen.query_one(ScreenView)
+        assert view.virtual_size.width == 80  # drawn at the recorded size
+
+
+@run_async
+async def test_next_search_hit(app: SshrecApp, spool: FixtureSpool) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press(*"needle", "enter")
+        await settle(pilot, app)
+        assert users(app) == ["alice"]
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ReplayScreen)
+        await screen.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.hits  # found by a query on the session's screen text
+        await pilot.press("home", "n")
+        assert screen.replay.position == pytest.approx(screen.hits[0], abs=0.002)
+        assert "needle on screen" in "\n".join(screen.replay.screen.text())
+
+
+@run_async
+async def test_export_and_verify_from_keys(app: SshrecApp, tmp_path: Path) -> None:
+    out = tmp_path / "case"
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("tab")  # out of the search bar, to the table
+        app.query_one(ResultsTable).focus()
+        await pilot.press("X")
+        job = app.screen
+        assert isinstance(job, JobScreen)
+        job.query_one("#job-out", Input).value = str(out)
+        await pilot.press("enter")
+        await job.workers.wait_for_complete()
+        await pilot.pause()
+        assert job.finished and "exported 3 session(s)" in str(job.query_one("#job-result").render())
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert len(manifest["files"]) == 3 and manifest["selection"] == {"query": ""}
+        await pilot.press("escape")
+        await pilot.press("v")
+        job = app.screen
+        assert isinstance(job, JobScreen)
+        await job.workers.wait_for_complete()
+        await pilot.pause()
+        assert "1 of 1 recording(s) match their SHA-256" in str(job.query_one("#job-result").render())
+
+
+@run_async
+async def test_help_panel(app: SshrecApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        app.query_one(ResultsTable).focus()
+        await pilot.press("question_mark")
+        assert type(app.screen).__name__ == "HelpScreen"
+        await pilot.press("escape")
+        assert app.screen is app.screen_stack[0]
+
+
+@run_async
+async def test_follow_a_live_session(tmp_path: Path) -> None:
+    """A recorder still running: the app follows its output as it is written."""
+    home = str(tmp_path / "spool")
+    os.makedirs(home)
+    script = "echo first-line; read answer; echo second-$answer; read again"
+    with PtyProcess([SSHREC, "--no-index", "--", "sh", "-c", script], env=record_env(home), cols=80, rows=12
+                    ) as term:
+        term.expect_exact("first-line")
+        db_url = f"sqlite:///{home}/index.db"
+        engine = open_index(db_url)
+        sync(engine, home)
+        app = SshrecApp(engine, home)
+        try:
+            async with app.run_test(size=SIZE) as pilot:
+                await settle(pilot, app)
+                assert "● live" in table_lines(app)[1]
+                app.query_one(ResultsTable).focus()
+                await pilot.press("enter")
+                await pilot.pause()
+                screen = app.screen
+                assert isinstance(screen, ReplayScreen) and screen.following
+                assert "first-line" in "\n".join(screen.replay.screen.text())
+                term.sendline("yes")
+                term.expect_exact("second-yes")
+                for _ in range(200):  # the app's clock picks it up within a few ticks
+                    if "second-yes" in "\n".join(screen.replay.screen.text()):
+                        break
+                    await pilot.pause(0.02)
+                assert "second-yes" in "\n".join(screen.replay.screen.text())
+                assert screen.query_one(SeekBar).following
+                term.sendline("done")
+                assert term.wait() == 0
+                for _ in range(200):  # the record says complete: following stops
+                    if not screen.following:
+                        break
+                    await pilot.pause(0.02)
+                assert not screen.following and not screen.live
+        finally:
+            engine.dispose()
