@@ -80,7 +80,7 @@ async def test_opens_on_the_newest_with_the_search_bar_focused(app: SshrecApp) -
         assert users(app) == ["mallory", "deploy", "alice"]
         lines = table_lines(app)
         assert lines[0].split()[:3] == ["STARTED", "(UTC)", "USER"]
-        assert lines[1].startswith("2024-05-01 10:02:00 mallory")
+        assert lines[1].startswith("05-01 10:02:00 mallory")  # the year goes when space is short
         assert "3 session(s)" in str(app.query_one("#status", Label).render())
 
 

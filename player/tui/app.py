@@ -38,6 +38,7 @@ class SshrecApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "sshrec"
+    ENABLE_COMMAND_PALETTE = False  # every action has its own key, listed in the footer
     BINDINGS = [
         Binding("slash", "search", "search"),
         Binding("x", "export(False)", "export", group=Binding.Group("export")),
@@ -45,7 +46,7 @@ class SshrecApp(App[None]):
         Binding("v", "verify(False)", "verify", group=Binding.Group("verify")),
         Binding("V", "verify(True)", "all", group=Binding.Group("verify")),
         Binding("c", "connection", "conn"),
-        Binding("i", "record", "record"),
+        Binding("i", "record", "info"),
         Binding("question_mark,f1", "help", "help", key_display="?"),
         Binding("ctrl+q", "quit", "quit", priority=True),
     ]

@@ -14,9 +14,10 @@ from ..query import query_help
 KEYS = (
     ("search bar", "type to narrow (as you type, and on Enter); Enter: to the results"),
     ("results", "↑ ↓ PgUp PgDn Home End move; Enter replay; x export this, X all matching;"
-                " v verify this, V all; i record; / search; c same connection"),
+                " v verify this, V all; i the session record; / search; c same connection; ctrl+q quit"),
     ("replay", "space play/pause; ← → 5 s; Home End start/end; . step; [ ] markers; n N search hits;"
-               " + - speed; f follow a live session; i record; Esc back"),
+               " + - speed; f follow a live session; i the session record; shift+arrows scroll a"
+               " recording larger than the pane; Esc back"),
 )
 
 

@@ -35,22 +35,32 @@ HitsSource = Any  # callable(session_id, SearchText) -> list[float], may read th
 
 class ReplayScreen(Screen[None]):
     BINDINGS = [
-        Binding("space", "toggle_play", "play/pause"),
-        Binding("left", "seek(-1)", "-5s", group=Binding.Group("seek")),
-        Binding("right", "seek(1)", "+5s", group=Binding.Group("seek")),
-        Binding("home", "start", "start", group=Binding.Group("start/end")),
-        Binding("end", "end", "end", group=Binding.Group("start/end")),
+        Binding("space", "toggle_play", "play"),
+        Binding("left", "seek(-1)", "5s", group=Binding.Group("seek")),
+        Binding("right", "seek(1)", "5s", group=Binding.Group("seek")),
+        Binding("home", "start", "ends", group=Binding.Group("ends")),
+        Binding("end", "end", "ends", group=Binding.Group("ends")),
         Binding("full_stop", "step", "step"),
-        Binding("left_square_bracket", "marker(-1)", "marker", group=Binding.Group("marker")),
-        Binding("right_square_bracket", "marker(1)", "marker", group=Binding.Group("marker")),
+        Binding("left_square_bracket", "marker(-1)", "mark", group=Binding.Group("marker")),
+        Binding("right_square_bracket", "marker(1)", "mark", group=Binding.Group("marker")),
         Binding("n", "hit(1)", "hit", group=Binding.Group("hit")),
         Binding("N", "hit(-1)", "hit", group=Binding.Group("hit")),
         Binding("minus", "speed(0.5)", "speed", group=Binding.Group("speed")),
         Binding("plus,equals_sign", "speed(2)", "speed", group=Binding.Group("speed"), key_display="+"),
         Binding("f", "follow", "follow"),
-        Binding("i", "record", "record"),
+        Binding("i", "record", "info"),
         Binding("escape,q", "back", "back"),
     ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Keys that cannot do anything here are left out of the footer."""
+        if action == "follow":
+            return self.live
+        if action == "hit":
+            return self.text is not None
+        if action == "marker":
+            return bool(self.replay.markers)
+        return True
 
     playing = reactive(True)
     speed = reactive(1.0)
@@ -105,6 +115,7 @@ class ReplayScreen(Screen[None]):
     def _index(self) -> None:
         self.replay.load_index()
         self.app.call_from_thread(self._changed)
+        self.app.call_from_thread(self.refresh_bindings)
         if not self.live:
             self.replay.build_keyframes(self._stop)
 
@@ -130,6 +141,7 @@ class ReplayScreen(Screen[None]):
                 if recording_finished(self.replay.path):
                     self.live = self.following = False
                     self.playing = False
+                    self.refresh_bindings()
         elif self.playing and not self.replay.play(elapsed * self.speed, self.idle):
             self.playing = False
         moved = self.playing or self.following or before != (self.playing, self.following, self.live)

@@ -29,31 +29,34 @@ LIVE = "● live"
 class Column:
     title: str
     least: int
-    most: int  # 0: takes what is left
 
 
 COLUMNS = (
-    Column("STARTED (UTC)", 16, 19), Column("USER", 8, 12), Column("KEY", 8, 8), Column("COMMAND", 12, 0),
-    Column("DESTINATION", 8, 22), Column("TIME", 7, 8), Column("EXIT", 4, 6), Column("STATUS", 11, 12),
+    Column("STARTED (UTC)", 14), Column("USER", 8), Column("KEY", 8), Column("COMMAND", 12),
+    Column("DESTINATION", 8), Column("TIME", 7), Column("EXIT", 4), Column("STATUS", 11),
 )
 
 
+GROWTH = ((3, 48), (0, 19), (1, 12), (4, 22), (7, 12), (5, 8), (6, 6))  # (column, up to): COMMAND first
+
+
 def widths(total: int) -> list[int]:
-    """Column widths for ``total`` cells: least first, then up to most, COMMAND takes the rest."""
+    """Column widths for ``total`` cells: least first, the spare to COMMAND up to 48, then to the
+    others up to their most, and what is left to COMMAND again."""
     sizes = [c.least for c in COLUMNS]
     spare = total - sum(sizes) - (len(COLUMNS) - 1)
-    for i, column in enumerate(COLUMNS):
-        if column.most and spare > 0:
-            grow = min(column.most - sizes[i], spare)
-            sizes[i] += grow
-            spare -= grow
-    flexible = next(i for i, c in enumerate(COLUMNS) if not c.most)
-    sizes[flexible] += max(spare, 0)
+    for column, most in GROWTH:
+        grow = max(min(most - sizes[column], spare), 0)
+        sizes[column] += grow
+        spare -= grow
+    sizes[3] += max(spare, 0)
     return sizes
 
 
-def cells(record: dict[str, Any]) -> list[str]:
+def cells(record: dict[str, Any], started_width: int = 19) -> list[str]:
     started = str(record.get("started_at") or "-")[:19].replace("T", " ")
+    if started_width < 19:
+        started = started[5:]  # the year goes first when the screen is narrow
     status = LIVE if record.get("status") == "recording" else escaped(record.get("status"))
     exit_text = escaped(record.get("exit_signal") or record.get("exit_status"))
     return [started, escaped(record.get("user")), short_key(record.get("key_fingerprint")), command_of(record),
@@ -64,7 +67,7 @@ def fit(text: str, width: int) -> str:
     return text[: width - 1] + "…" if len(text) > width else text.ljust(width)
 
 
-class ResultsTable(ScrollView, can_focus=True):
+class ResultsTable(ScrollView, can_focus=True, inherit_bindings=False):
     """Sessions, newest first; Enter opens the one under the cursor."""
 
     BINDINGS = [
@@ -171,7 +174,7 @@ class ResultsTable(ScrollView, can_focus=True):
         if number == self.cursor:
             base = self.get_component_rich_style("results--cursor" if self.has_focus else "results--selected")
         segments = []
-        for i, (text, size) in enumerate(zip(cells(record), sizes, strict=True)):
+        for i, (text, size) in enumerate(zip(cells(record, sizes[0]), sizes, strict=True)):
             style = base
             if i == 7 and text == LIVE:
                 style = base + self.get_component_rich_style("results--live")

@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.binding import Binding
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -21,7 +22,21 @@ from .cells import pen_style
 CURSOR = Style(reverse=True)
 
 
-class ScreenView(ScrollView, can_focus=True):
+class ScreenView(ScrollView, can_focus=True, inherit_bindings=False):
+    """Arrows belong to the replay (seeking); shift+arrows scroll a recording larger than the pane."""
+
+    BINDINGS = [
+        Binding("shift+left", "scroll_left", "scroll", group=Binding.Group("scroll")),
+        Binding("shift+right", "scroll_right", "scroll", group=Binding.Group("scroll")),
+        Binding("shift+up", "scroll_up", "scroll", group=Binding.Group("scroll")),
+        Binding("shift+down", "scroll_down", "scroll", group=Binding.Group("scroll")),
+    ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action.startswith("scroll_"):
+            return self.max_scroll_x > 0 or self.max_scroll_y > 0
+        return True
+
     def __init__(self, replay: Replay, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.replay = replay

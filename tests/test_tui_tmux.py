@@ -1,0 +1,102 @@
+"""`sshrec tui` in a real terminal: tmux runs it, send-keys types, capture-pane reads the screen."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from recorder_helpers import SSHREC
+from tui_support import FixtureSpool, make_fixture_spool
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
+                                reason="tmux is not installed (apt-get install tmux)")
+
+
+COLS, ROWS = 120, 30
+
+
+class Tmux:
+    """One tmux server of its own (``-L``, our config only), killed at the end whatever happened."""
+
+    def __init__(self, socket: str, config: Path) -> None:
+        self.socket = socket
+        self.env = dict(os.environ, TMUX_TMPDIR=str(config.parent))  # its socket in the test's directory
+        self.env.pop("TMUX", None)
+        # the size from the start: a window resized after the app started would race its first paint
+        config.write_text(f"set -g default-size {COLS}x{ROWS}\nset -g status off\n")
+        self.config = str(config)
+
+    def run(self, *args: str) -> str:
+        done = subprocess.run(["tmux", "-L", self.socket, "-f", self.config, *args], capture_output=True,
+                              text=True, timeout=10, env=self.env)
+        return done.stdout
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", "tui")
+
+    def wait_for(self, text: str, timeout: float = 15.0) -> str:
+        """Poll the pane until ``text`` is on it (the app has drawn it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            shown = self.screen()
+            if text in shown:
+                return shown
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not on the screen within {timeout} s; it shows:\n{shown}")
+            time.sleep(0.02)
+
+    def keys(self, *keys: str) -> None:
+        self.run("send-keys", "-t", "tui", *keys)
+
+    def type(self, text: str) -> None:
+        self.run("send-keys", "-t", "tui", "-l", text)
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    server = Tmux(f"sshrec-test-{os.getpid()}-{secrets.token_hex(3)}", tmp_path / "tmux.conf")
+    try:
+        yield server
+    finally:
+        server.run("kill-server")
+
+
+@pytest.fixture(scope="module")
+def spool(tmp_path_factory: pytest.TempPathFactory) -> FixtureSpool:
+    return make_fixture_spool(tmp_path_factory.mktemp("tui-tmux"))
+
+
+def test_search_enter_enter_end_in_a_real_terminal(tmux: Tmux, spool: FixtureSpool, tmp_path: Path) -> None:
+    env = {"SSHREC_CONFIG": "/dev/null", "SSHREC_CACHE_DIR": str(tmp_path / "cache"), "TERM": "xterm-256color",
+           "LC_ALL": "C.UTF-8"}
+    # COLUMNS/LINES from the test's own environment would override the window's real size
+    argv = ["env", "-u", "COLUMNS", "-u", "LINES", *(f"{k}={v}" for k, v in env.items()),
+            SSHREC, "tui", "--home", spool.home, "--db", spool.db_url]
+    command = shlex.join(argv) + "; echo EXITED $?; sleep 60"  # the exit status stays on the screen
+    tmux.run("new-session", "-d", "-s", "tui", "-x", str(COLS), "-y", str(ROWS), command)
+    first = tmux.wait_for("3 session(s)")
+    rows = [line.split()[2] for line in first.splitlines() if line.rstrip().endswith("complete")]
+    assert rows == ["mallory", "deploy", "alice"]  # newest first
+    assert "\\e]52;c;cm0gLXJm\\x07" in first  # the user's escape sequence, shown and not obeyed
+    tmux.type("user:alice")
+    tmux.wait_for("1 session(s)")  # narrowed as typed, before Enter
+    tmux.keys("Enter")
+    tmux.wait_for("⏎ replay")  # the results have the keys now
+    tmux.keys("Enter")
+    tmux.wait_for(" / 0:00")  # the replay screen's seek bar
+    tmux.keys("End")
+    shown = tmux.wait_for("the end of it")
+    assert "red alert underlined green 日本語 wide" in shown and "in the alternate screen" not in shown
+    tmux.keys("Home")
+    tmux.wait_for("0:00 / 0:00")
+    tmux.keys("Escape")
+    tmux.wait_for("1 session(s)")
+    tmux.keys("C-q")
+    assert "EXITED 0" in tmux.wait_for("EXITED")
