@@ -128,6 +128,10 @@ async def test_enter_enter_end_home(app: SshrecApp) -> None:
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, ReplayScreen)
+        if screen.playing:
+            await pilot.press("space")
+        await pilot.press("home")
+        assert "the end of it" not in "\n".join(screen.replay.screen.text())
         await pilot.press("end")
         await pilot.pause()
         text = screen.replay.screen.text()
@@ -192,6 +196,8 @@ async def test_next_search_hit(app: SshrecApp, spool: FixtureSpool) -> None:
         await screen.workers.wait_for_complete()
         await pilot.pause()
         assert screen.hits  # found by a query on the session's screen text
+        if screen.playing:
+            await pilot.press("space")  # paused: the clock does not move the position on
         await pilot.press("home", "n")
         assert screen.replay.position == pytest.approx(screen.hits[0], abs=0.002)
         assert "needle on screen" in "\n".join(screen.replay.screen.text())
