@@ -21,7 +21,7 @@ from sshrec.player.tui.screenview import ScreenView
 from sshrec.player.tui.seekbar import SeekBar
 from sshrec.schema.db import open_index
 from sshrec.schema.index import sync
-from textual.widgets import Input, Label
+from textual.widgets import Input, Label, Static
 from tui_support import FixtureSpool, make_fixture_spool
 
 SIZE = (100, 30)
@@ -110,11 +110,18 @@ async def test_typing_narrows_and_bad_syntax_is_a_message(app: SshrecApp) -> Non
 
 
 @run_async
-async def test_user_text_is_escaped_in_the_table(app: SshrecApp) -> None:
+async def test_user_text_is_escaped_in_the_table_and_the_record(app: SshrecApp) -> None:
     async with app.run_test(size=(160, 30)) as pilot:
         await settle(pilot, app)
         line = table_lines(app)[1]
         assert "\x1b" not in line and "\\e]52;c;cm0gLXJm\\x07" in line and "[bold]markup[/]" in line
+        app.query_one(ResultsTable).focus()
+        await pilot.press("i")
+        panel = app.query_one("#record-text", Static).render()
+        text = str(panel)
+        shown = "printf 'harmless\\\\n' # \\e]52;c;cm0gLXJm\\x07 \\e[2J [bold]markup[/]"
+        assert f"original_command: {shown}" in text
+        assert "\x1b" not in text
 
 
 @run_async

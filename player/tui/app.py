@@ -30,6 +30,7 @@ from .replay_screen import ReplayScreen
 from .results import ResultsTable
 
 DEBOUNCE = 0.15  # seconds after the last key before the results follow the search bar
+RESULTS_ACTIONS = frozenset({"search", "export", "verify", "connection", "record"})
 PLACEHOLDER = "search: words on screen, user:alice since:2d cmd:sudo exit:nonzero ... (? for help)"
 
 
@@ -76,6 +77,12 @@ class SshrecApp(App[None]):
     def on_mount(self) -> None:
         self.query_one("#search", Input).focus()
         self.run_query(self.initial_query)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The results' keys only over the results (not in the replay or a panel)."""
+        if action in RESULTS_ACTIONS:
+            return self.screen is self.screen_stack[0]
+        return True
 
     # -- searching -----------------------------------------------------------------------------
 

@@ -56,14 +56,18 @@ class SeekBar(Widget):
         if width < 4:
             return head
         cells = ["─"] * width
-        scale = (width - 1) / self.duration if self.duration > 0 else 0.0
-        done = int(min(self.position, self.duration) * scale)
+
+        def cell(t: float) -> int:  # position / duration first: exactly 1.0 at the end
+            fraction = min(t / self.duration, 1.0) if self.duration > 0 else 0.0
+            return int(fraction * (width - 1) + 1e-9)
+
+        done = cell(self.position)
         for i in range(done):
             cells[i] = "━"
         for t in self.hits:
-            cells[min(int(t * scale), width - 1)] = HIT
+            cells[cell(t)] = HIT
         for t in self.markers:
-            cells[min(int(t * scale), width - 1)] = MARKER
+            cells[cell(t)] = MARKER
         cells[min(done, width - 1)] = "●"
         bar = Text("".join(cells))
         bar.highlight_regex(MARKER, "bold magenta")
