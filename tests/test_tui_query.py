@@ -113,6 +113,9 @@ def test_anchors_give_random_access(engine) -> None:  # type: ignore[no-untyped-
         assert more == marks[2:4]
         row_45 = page_after(connection, query, marks[45 // 8], 3, skip=45 % 8, inclusive=True)
         assert [k for k, _ in row_45] == [every[i][0] for i in (45, 46, 47)]
+        by_own_index = page_after(connection, query, marks[45 // 8], 3, skip=45 % 8, inclusive=True,
+                                  by_time_index=False)  # the plan for sparse filters: same rows
+        assert [k for k, _ in by_own_index] == [k for k, _ in row_45]
         assert count_from(connection, query, marks[-1], 100) == 60 - 8 * (len(marks) - 1)
         assert count_from(connection, query, None, 10) == 10
 

@@ -20,12 +20,13 @@ from typing import Any
 import sqlalchemy as sa
 from sshrec.schema.db import reading
 
-from ..query import Key, Query, anchors, count_from, page_after
+from ..query import Key, Query, anchors, count_from, page_after, sessions_estimate
 
 PAGE = 100  # rows fetched at once
 EVERY = 500  # rows between anchors
 SCAN_ANCHORS = 200  # anchors found per scan step (100k rows)
 CACHED_PAGES = 40
+SPARSE = 0.02  # a query matching fewer than this share of all sessions reads by its own index
 
 
 class SessionPages:
@@ -38,6 +39,7 @@ class SessionPages:
         self.cached = cached
         self.anchors: list[Key] = []
         self.total: int | None = None  # known once the scan is complete
+        self.by_time_index = True  # see query.page_after; decided when the total is known
         self._pages: OrderedDict[int, list[tuple[Key, dict[str, Any]]]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -81,7 +83,7 @@ class SessionPages:
                 rows = page_after(connection, self.query, None, self.page, skip)
             else:
                 rows = page_after(connection, self.query, self.anchors[anchor_number], self.page, skip,
-                                  inclusive=True)
+                                  inclusive=True, by_time_index=self.by_time_index)
         with self._lock:
             self._pages[page] = rows
             self._pages.move_to_end(page)
@@ -108,6 +110,7 @@ class SessionPages:
             else:
                 tail = count_from(connection, self.query, self.anchors[-1], self.every)
                 self.total = (len(self.anchors) - 1) * self.every + tail
+                self.by_time_index = self.total >= SPARSE * sessions_estimate(connection)
         return True
 
     def all_rows(self, batch: int = 500) -> Iterator[dict[str, Any]]:
