@@ -143,7 +143,9 @@ class Replay:
         target = max(0.0, min(target, max(index.end_time, self.last_time)))
         keyframe = index.keyframe_before(target)
         plan = index.plan(target)
-        if keyframe is not None:  # exact, modes and both screens included; a reset is not
+        # A keyframe is exact (modes and both screens included; a reset is not), so it wins unless
+        # the keyframes are still being built and stop far before the target.
+        if keyframe is not None and keyframe.offset >= plan.offset - seekindex.KEYFRAME_BYTES:
             self.screen = Screen.restore(keyframe.snapshot, keyframe.cols, keyframe.rows)
             plan = seekindex.SeekPlan(keyframe.offset, keyframe.time, keyframe.line, target, True)
         else:

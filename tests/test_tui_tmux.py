@@ -6,13 +6,12 @@ import os
 import secrets
 import shlex
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from recorder_helpers import SSHREC
+from tmuxdriver import Tmux
 from tui_support import FixtureSpool, make_fixture_spool
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
@@ -22,50 +21,13 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
 COLS, ROWS = 120, 30
 
 
-class Tmux:
-    """One tmux server of its own (``-L``, our config only), killed at the end whatever happened."""
-
-    def __init__(self, socket: str, config: Path) -> None:
-        self.socket = socket
-        self.env = dict(os.environ, TMUX_TMPDIR=str(config.parent))  # its socket in the test's directory
-        self.env.pop("TMUX", None)
-        # the size from the start: a window resized after the app started would race its first paint
-        config.write_text(f"set -g default-size {COLS}x{ROWS}\nset -g status off\n")
-        self.config = str(config)
-
-    def run(self, *args: str) -> str:
-        done = subprocess.run(["tmux", "-L", self.socket, "-f", self.config, *args], capture_output=True,
-                              text=True, timeout=10, env=self.env)
-        return done.stdout
-
-    def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", "tui")
-
-    def wait_for(self, text: str, timeout: float = 15.0) -> str:
-        """Poll the pane until ``text`` is on it (the app has drawn it)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            shown = self.screen()
-            if text in shown:
-                return shown
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} not on the screen within {timeout} s; it shows:\n{shown}")
-            time.sleep(0.02)
-
-    def keys(self, *keys: str) -> None:
-        self.run("send-keys", "-t", "tui", *keys)
-
-    def type(self, text: str) -> None:
-        self.run("send-keys", "-t", "tui", "-l", text)
-
-
 @pytest.fixture
 def tmux(tmp_path: Path) -> Iterator[Tmux]:
-    server = Tmux(f"sshrec-test-{os.getpid()}-{secrets.token_hex(3)}", tmp_path / "tmux.conf")
+    server = Tmux(f"sshrec-test-{os.getpid()}-{secrets.token_hex(3)}", tmp_path / "tmux.conf", COLS, ROWS)
     try:
         yield server
     finally:
-        server.run("kill-server")
+        server.kill()
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +42,7 @@ def test_search_enter_enter_end_in_a_real_terminal(tmux: Tmux, spool: FixtureSpo
     argv = ["env", "-u", "COLUMNS", "-u", "LINES", *(f"{k}={v}" for k, v in env.items()),
             SSHREC, "tui", "--home", spool.home, "--db", spool.db_url]
     command = shlex.join(argv) + "; echo EXITED $?; sleep 60"  # the exit status stays on the screen
-    tmux.run("new-session", "-d", "-s", "tui", "-x", str(COLS), "-y", str(ROWS), command)
+    tmux.start(command)
     first = tmux.wait_for("3 session(s)")
     rows = [line.split()[2] for line in first.splitlines() if line.rstrip().endswith("complete")]
     assert rows == ["mallory", "deploy", "alice"]  # newest first
