@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -507,10 +507,13 @@ Key = tuple[str, int]  # (started_at as the record writes it, pk): the position 
 
 
 def where_for(connection: sa.Connection, query: Query) -> list[sa.ColumnElement[bool]]:
-    """The conditions of a whole query (filters, and screen text when it has any)."""
+    """The conditions of a whole query: its filters, and for its words "on the screen or in the
+    command" (every word in the command, or the phrase as it is)."""
     where = conditions(query.filters, connection)
     if query.text is not None:
-        where.insert(0, text_matching(connection, query.text))
+        words = [" ".join(query.text.words)] if query.text.phrase else list(query.text.words)
+        in_command = sa.and_(*(command_filter(connection, word) for word in words))
+        where.insert(0, sa.or_(text_matching(connection, query.text), in_command))
     return where
 
 
@@ -551,6 +554,17 @@ def page_after(connection: sa.Connection, query: Query, after: Key | None, n: in
     if query.text is not None and rows:
         annotate_matches(connection, query.text, [record for _, record in rows], context)
     return rows
+
+
+def all_matching(connection: sa.Connection, query: Query, batch: int = 500) -> Iterator[dict[str, Any]]:
+    """Every row of ``query`` newest first, a page at a time (exports of everything found)."""
+    after: Key | None = None
+    while True:
+        rows = page_after(connection, query, after, batch)
+        yield from (record for _, record in rows)
+        if len(rows) < batch:
+            return
+        after = rows[-1][0]
 
 
 def sessions_estimate(connection: sa.Connection) -> int:

@@ -124,5 +124,6 @@ def test_text_pages_have_match_times_and_every_hit(engine) -> None:  # type: ign
     query = parse_query("needle")
     rows = walk(engine, query, 4)
     assert len(rows) == 6 and all(record["match_time"] == 2.0 for _, record in rows)
+    assert len(walk(engine, parse_query("bash"), 25)) == 60  # words are looked for in the command too
     with reading(engine) as connection:
         assert match_times(connection, rows[0][1]["id"], query.text) == [2.0, 4.0]  # type: ignore[arg-type]

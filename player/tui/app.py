@@ -143,9 +143,11 @@ class SshrecApp(App[None]):
         if pages.known_rows:
             text.append(f"  row {table.cursor + 1:,}")
         record = table.selected
-        if record is not None and "match_time" in record:
+        if record is not None and record.get("match_text"):
             text.append(f"  first hit at {record['match_time']:.1f}s: ", style="bold")
             text.append(escaped(record.get("match_text")))
+        elif record is not None and "match_time" in record:
+            text.append("  the words are in its command", style="bold")
         self.query_one("#status", Label).update(text)
 
     @on(ResultsTable.Open)

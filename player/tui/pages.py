@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sshrec.schema.db import reading
 
-from ..query import Key, Query, anchors, count_from, page_after, sessions_estimate
+from ..query import Key, Query, all_matching, anchors, count_from, page_after, sessions_estimate
 
 PAGE = 100  # rows fetched at once
 EVERY = 500  # rows between anchors
@@ -113,13 +113,7 @@ class SessionPages:
                 self.by_time_index = self.total >= SPARSE * sessions_estimate(connection)
         return True
 
-    def all_rows(self, batch: int = 500) -> Iterator[dict[str, Any]]:
-        """Every matching row, newest first, a batch at a time (for "export all")."""
-        after: Key | None = None
-        while True:
-            with reading(self.engine) as connection:
-                rows = page_after(connection, self.query, after, batch)
-            yield from (record for _, record in rows)
-            if len(rows) < batch:
-                return
-            after = rows[-1][0]
+    def all_rows(self) -> Iterator[dict[str, Any]]:
+        """Every matching row, newest first, a page at a time (for "export all")."""
+        with reading(self.engine) as connection:
+            yield from all_matching(connection, self.query)

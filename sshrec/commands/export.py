@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def sources_from_query(args: argparse.Namespace) -> tuple[list[object], dict[str, object]]:
     from sshrec.player.export import sources_for
     from sshrec.player.locate import NotFound
-    from sshrec.player.query import QueryError, list_sessions, parse_query, search_sessions
+    from sshrec.player.query import QueryError, all_matching, list_sessions, parse_query
     from sshrec.schema.db import reading
     from sshrec.schema.record import iso_utc
 
@@ -59,15 +59,16 @@ def sources_from_query(args: argparse.Namespace) -> tuple[list[object], dict[str
     if query.empty:
         raise CommandError("--query is empty: give at least one filter or word, e.g. user:alice", 2)
     import time
+    from itertools import islice
 
     ran_at = iso_utc(time.time())
     with index_from(args) as (settings, engine), reading(engine) as connection:
         if query.text is None:
-            page = list_sessions(connection, query.filters)
-        else:
-            page = search_sessions(connection, query.text, query.filters)
+            rows = list_sessions(connection, query.filters).items
+        else:  # words: on the screen or in the command, as in the TUI
+            rows = list(islice(all_matching(connection, query), query.filters.limit or None))
     try:
-        sources = sources_for(reversed(page.items), settings.home)  # oldest first, as a case file reads
+        sources = sources_for(reversed(rows), settings.home)  # oldest first, as a case file reads
     except NotFound as exc:
         raise CommandError(str(exc)) from None
     filters = query.filters
