@@ -511,10 +511,30 @@ def where_for(connection: sa.Connection, query: Query) -> list[sa.ColumnElement[
     command" (every word in the command, or the phrase as it is)."""
     where = conditions(query.filters, connection)
     if query.text is not None:
-        words = [" ".join(query.text.words)] if query.text.phrase else list(query.text.words)
-        in_command = sa.and_(*(command_filter(connection, word) for word in words))
-        where.insert(0, sa.or_(text_matching(connection, query.text), in_command))
+        where.insert(0, _screen_or_command(connection, query.text))
     return where
+
+
+def _screen_or_command(connection: sa.Connection, text: SearchText) -> sa.ColumnElement[bool]:
+    words = [" ".join(text.words)] if text.phrase else list(text.words)
+    screen = text_matching(connection, text)
+    command = sa.and_(*(command_filter(connection, word) for word in words))
+    if connection.dialect.name == "postgresql":
+        # An OR walks the sessions newest first checking both: right when matches are many,
+        # a full walk when they are few. Few: the ids each index (tsvector GIN, trigram GIN)
+        # finds, as one short list to sort (SQLite decides the same inside each condition).
+        by_screen = sa.select(screen_text.c.session_id).where(
+            sa.literal_column("screen_text.tsv").op("@@")(text.tsquery())).distinct()
+        few = [_few(connection, by_screen), _few(connection, sa.select(sessions.c.id).where(command))]
+        if few[0] is not None and few[1] is not None:
+            return sessions.c.id.in_(sorted(set(few[0]) | set(few[1])))
+    return sa.or_(screen, command)
+
+
+def _few(connection: sa.Connection, select: sa.Select[Any]) -> list[str] | None:
+    """What ``select`` finds, or None when that is more than FEW_MATCHES."""
+    found = list(connection.execute(select.limit(FEW_MATCHES + 1)).scalars())
+    return None if len(found) > FEW_MATCHES else found
 
 
 def _time_order(by_time_index: bool) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
