@@ -183,7 +183,6 @@ async def _wait(predicate: Any, timeout: float = 60.0) -> None:
 
 async def in_app(url: str, home: Path, jumps: int) -> dict[str, Any]:
     """First paint in process, typing, the full count and random jumps, in one running app."""
-    from sshrec.player.query import parse_query
     from sshrec.player.tui.app import SshrecApp
     from sshrec.player.tui.results import ResultsTable
     from sshrec.schema.db import open_index
@@ -203,14 +202,12 @@ async def in_app(url: str, home: Path, jumps: int) -> dict[str, Any]:
                 app.query_one("#search").value = ""  # type: ignore[attr-defined]
                 app.query_one("#search").focus()
                 await pilot.pause()
-                wanted = parse_query(text)
-                wanted.filters.limit = 0
                 await pilot.press(*text)
                 typed = time.perf_counter()
 
-                def shown(wanted: Any = wanted) -> bool:
+                def shown(text: str = text) -> bool:
                     pages = table.pages
-                    return (pages is not None and pages.query == wanted
+                    return (app.current_text == text and pages is not None
                             and (pages.row(0) is not None or pages.total == 0))
 
                 await _wait(shown)
@@ -220,10 +217,8 @@ async def in_app(url: str, home: Path, jumps: int) -> dict[str, Any]:
             out["typing_all"] = summary([t for samples in typing.values() for t in samples])
             app.query_one("#search").value = ""  # type: ignore[attr-defined]
             await pilot.press("enter")
-            scan_start = time.perf_counter()
-            await _wait(lambda: table.pages is not None and table.pages.query == parse_query("", 0)
+            await _wait(lambda: app.current_text == "" and table.pages is not None
                         and table.pages.total is not None, timeout=600)
-            out["scan_s"] = round(time.perf_counter() - scan_start, 2)
             out["rows"] = table.pages.total  # type: ignore[union-attr]
             rng = random.Random(1)
             samples = []
@@ -240,10 +235,32 @@ async def in_app(url: str, home: Path, jumps: int) -> dict[str, Any]:
     return out
 
 
-def memory_child(url: str) -> int:
-    """Peak RSS (KB) of opening the app, counting every row and jumping around."""
+def scan_time(url: str) -> float:
+    """Seconds to count every row of the empty query (the table's background scan, alone)."""
+    from sshrec.player.query import parse_query
+    from sshrec.player.tui.pages import SessionPages
+    from sshrec.schema.db import open_index
+
+    engine = open_index(url)
+    try:
+        pages = SessionPages(engine, parse_query("", limit=0))
+        began = time.perf_counter()
+        while not pages.scan_step():
+            pass
+        return time.perf_counter() - began
+    finally:
+        engine.dispose()
+
+
+def memory_child(url: str) -> str:
+    """Peak RSS (KB) of opening the app, counting every row and jumping around, and the Python
+    heap's peak (KB, tracemalloc): RSS includes SQLite's page caches (32 MiB a connection)."""
+    import tracemalloc
+
+    tracemalloc.start()
     asyncio.run(in_app(url, Path(tempfile.mkdtemp()), 50))
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    _, peak = tracemalloc.get_traced_memory()
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} {peak // 1024}"
 
 
 def bench_index(backends: list[str], sessions: int, rounds: int, workdir: Path) -> dict[str, Any]:
@@ -256,18 +273,19 @@ def bench_index(backends: list[str], sessions: int, rounds: int, workdir: Path) 
             "ls_wall": summary(ls_wall(url, rounds, workdir)),
         }
         stats.update(asyncio.run(in_app(url, workdir, 30)))
+        stats["scan_s"] = round(scan_time(url), 2)
         results[backend] = stats
     return results
 
 
-def bench_memory(workdir: Path, sizes: tuple[int, ...]) -> dict[str, int]:
+def bench_memory(workdir: Path, sizes: tuple[int, ...]) -> dict[str, list[int]]:
     out = {}
     for size in sizes:
         url = index_url("sqlite", size)
         log(f"memory at {size:,} sessions")
         done = subprocess.run([sys.executable, __file__, "--memory-child", url], capture_output=True, text=True,
                               env=bench_env(workdir), check=True, timeout=1800)
-        out[str(size)] = int(done.stdout.strip().splitlines()[-1])
+        out[str(size)] = [int(v) for v in done.stdout.strip().splitlines()[-1].split()]
     return out
 
 
@@ -427,8 +445,10 @@ def report(result: dict[str, Any]) -> str:
         lines.append("")
         lines.append("| sessions in the index | " + " | ".join(f"{int(k):,}" for k in memory) + " |")
         lines.append("|---|" + "---|" * len(memory))
-        rss = " | ".join(f"{v / 1024:.0f}" for v in memory.values())
+        rss = " | ".join(f"{v[0] / 1024:.0f}" for v in memory.values())
+        heap = " | ".join(f"{v[1] / 1024:.0f}" for v in memory.values())
         lines.append(f"| peak RSS of the app (MB) | {rss} |")
+        lines.append(f"| peak Python heap (MB, tracemalloc) | {heap} |")
     replay = result.get("replay")
     if replay:
         lines += ["", "| 200 MB recording | target | sshrec tui | terminal player / others |",

@@ -6,11 +6,13 @@ import asyncio
 import functools
 import json
 import os
+import subprocess
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from index_support import cast_text
 from ptydriver import PtyProcess
 from recorder_helpers import SSHREC, record_env
 from sshrec.player.tui.app import SshrecApp
@@ -287,3 +289,36 @@ async def test_follow_a_live_session(tmp_path: Path) -> None:
                 assert not screen.following and not screen.live
         finally:
             engine.dispose()
+
+
+@run_async
+async def test_marker_keys_on_an_imported_recording(tmp_path: Path) -> None:
+    """Markers come from recordings made elsewhere (asciinema's own), brought in by `sshrec import`."""
+    home = tmp_path / "spool"
+    cast = tmp_path / "made-elsewhere.cast"
+    events = [(0.5, "o", "start\r\n"), (3.0, "m", "deploy begins"), (3.5, "o", "deploying\r\n"),
+              (9.0, "m", "deploy done"), (9.5, "o", "done\r\n")]
+    cast.write_text(cast_text(events))
+    done = subprocess.run([SSHREC, "import", "--quiet", "--home", str(home), str(cast)], env=record_env(home),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    engine = open_index(f"sqlite:///{home}/index.db")
+    app = SshrecApp(engine, str(home))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot, app)
+            app.query_one(ResultsTable).focus()
+            await pilot.press("enter")
+            screen = app.screen
+            assert isinstance(screen, ReplayScreen)
+            await screen.workers.wait_for_complete()
+            await pilot.press("space", "home", "right_square_bracket")
+            assert screen.replay.position == 3.0 and not screen.playing
+            assert "deploying" not in "\n".join(screen.replay.screen.text())  # it comes at 3.5 s
+            await pilot.press("right_square_bracket")
+            assert screen.replay.position == 9.0 and "deploying" in "\n".join(screen.replay.screen.text())
+            await pilot.press("left_square_bracket")
+            assert screen.replay.position == 3.0
+            assert screen.query_one(SeekBar).markers == [3.0, 9.0]
+    finally:
+        engine.dispose()

@@ -7,7 +7,7 @@ the replay screen.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from rich.text import Text
@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Footer, Input, Label
 
 from ..locate import NotFound, cast_of
@@ -29,6 +30,7 @@ from .record_panel import RecordPanel
 from .replay_screen import ReplayScreen
 from .results import ResultsTable
 
+W = TypeVar("W", bound=Widget)
 DEBOUNCE = 0.15  # seconds after the last key before the results follow the search bar
 RESULTS_ACTIONS = frozenset({"search", "export", "verify", "connection", "record"})
 PLACEHOLDER = "search: words on screen, user:alice since:2d cmd:sudo exit:nonzero ... (? for help)"
@@ -59,7 +61,8 @@ class SshrecApp(App[None]):
         self.engine = engine
         self.home = home
         self.initial_query = initial_query
-        self.current: Query = parse_query("")
+        self.current: Query = parse_query("", limit=0)
+        self.current_text = ""  # the search bar text the results are of
         self._debounce: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -75,8 +78,12 @@ class SshrecApp(App[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#search", Input).focus()
+        self.part("#search", Input).focus()
         self.run_query(self.initial_query)
+
+    def part(self, selector: str, kind: type[W]) -> W:
+        """A widget of the results screen, whichever screen is on top (a replay, a panel)."""
+        return self.screen_stack[0].query_one(selector, kind)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The results' keys only over the results (not in the replay or a panel)."""
@@ -88,20 +95,21 @@ class SshrecApp(App[None]):
 
     def run_query(self, text: str) -> None:
         """Parse the search bar and show its results; bad syntax is a message, never a crash."""
-        message = self.query_one("#message", Label)
+        message = self.part("#message", Label)
         try:
-            query = parse_query(text)
+            query = parse_query(text, limit=0)  # the table pages through everything
         except QueryError as exc:
             message.update(Text(escaped(str(exc)), style="bold red"))
             message.add_class("error")
             return
         message.remove_class("error")
         message.update("")
-        if query == self.current and self.query_one(ResultsTable).pages is not None:
+        if query == self.current and self.part("#results", ResultsTable).pages is not None:
+            self.current_text = text  # the same results
             return
         self.current = query
-        query.filters.limit = 0
-        self.query_one(ResultsTable).show(SessionPages(self.engine, query))
+        self.current_text = text
+        self.part("#results", ResultsTable).show(SessionPages(self.engine, query))
         self._status()
 
     @on(Input.Changed, "#search")
@@ -116,25 +124,27 @@ class SshrecApp(App[None]):
         if self._debounce is not None:
             self._debounce.stop()
         self.run_query(event.value)
-        if not self.query_one("#message", Label).has_class("error"):
-            self.query_one(ResultsTable).focus()
+        if not self.part("#message", Label).has_class("error"):
+            self.part("#results", ResultsTable).focus()
 
     def action_search(self) -> None:
-        self.query_one("#search", Input).focus()
+        self.part("#search", Input).focus()
 
     # -- the results ---------------------------------------------------------------------------
 
     @on(ResultsTable.Moved)
     def _moved(self, event: ResultsTable.Moved) -> None:
-        self.query_one("#record", RecordPanel).show(event.record)
-        self._status()
+        if self.screen_stack:  # not while the app is closing
+            self.part("#record", RecordPanel).show(event.record)
+            self._status()
 
     @on(ResultsTable.Counted)
     def _counted(self) -> None:
-        self._status()
+        if self.screen_stack:
+            self._status()
 
     def _status(self) -> None:
-        table = self.query_one(ResultsTable)
+        table = self.part("#results", ResultsTable)
         pages = table.pages
         if pages is None:
             return
@@ -148,7 +158,7 @@ class SshrecApp(App[None]):
             text.append(escaped(record.get("match_text")))
         elif record is not None and "match_time" in record:
             text.append("  the words are in its command", style="bold")
-        self.query_one("#status", Label).update(text)
+        self.part("#status", Label).update(text)
 
     @on(ResultsTable.Open)
     def _open(self, event: ResultsTable.Open) -> None:
@@ -166,17 +176,17 @@ class SshrecApp(App[None]):
             return match_times(connection, session_id, text)
 
     def action_record(self) -> None:
-        panel = self.query_one("#record", RecordPanel)
+        panel = self.part("#record", RecordPanel)
         panel.display = not panel.display
 
     def action_connection(self) -> None:
-        record = self.query_one(ResultsTable).selected
+        record = self.part("#results", ResultsTable).selected
         connection_id = record.get("connection_id") if record else None
         if not connection_id:
             self.notify("sessions of one connection need connection ids in the index (not recorded yet)",
                         severity="warning")
             return
-        search = self.query_one("#search", Input)
+        search = self.part("#search", Input)
         search.value = f"conn:{connection_id}"
         self.run_query(search.value)
 
@@ -186,7 +196,7 @@ class SshrecApp(App[None]):
     # -- export and verify ---------------------------------------------------------------------
 
     def _selection(self, everything: bool) -> tuple[str, Any, dict[str, object]] | None:
-        table = self.query_one(ResultsTable)
+        table = self.part("#results", ResultsTable)
         pages = table.pages
         record = table.selected
         if pages is None or (record is None and not everything):
@@ -194,7 +204,7 @@ class SshrecApp(App[None]):
             return None
         if everything:
             count = f"{pages.total:,}" if pages.total is not None else "all"
-            text = self.query_one("#search", Input).value
+            text = self.part("#search", Input).value
             return (f"{count} session(s) matching: {escaped(text) or '(everything)'}", pages.all_rows,
                     {"query": text})
         return f"session {escaped(record['id'])}", lambda: [record], {"ids": [record["id"]]}  # type: ignore[index]

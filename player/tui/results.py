@@ -23,6 +23,7 @@ from .cells import command_of, duration, escaped, short_key
 from .pages import SessionPages
 
 LIVE = "● live"
+SCAN_DELAY = 0.4  # seconds a query must stay before its rows are counted (not while typing)
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class ResultsTable(ScrollView, can_focus=True, inherit_bindings=False):
         self.scroll_to(0, 0, animate=False)
         self._resize()
         self._ask(0)
-        self._scan(pages)
+        self.set_timer(SCAN_DELAY, lambda: self._scan(pages) if pages is self.pages else None)
 
     @property
     def selected(self) -> dict[str, Any] | None:
@@ -128,16 +129,21 @@ class ResultsTable(ScrollView, can_focus=True, inherit_bindings=False):
     @work(thread=True, group="pages")
     def _fetch(self, pages: SessionPages, page: int) -> None:
         pages.fetch(page)
-        self.app.call_from_thread(self._arrived, pages, page)
+        self._tell(pages, page)
 
-    @work(thread=True, group="pages", exclusive=False)
+    @work(thread=True, group="pages")
     def _scan(self, pages: SessionPages) -> None:
-        from textual.worker import get_current_worker
+        while pages is self.pages and not pages.scan_step():
+            self._tell(pages, None)
+        self._tell(pages, None)
 
-        worker = get_current_worker()
-        while not worker.is_cancelled and not pages.scan_step():
-            self.app.call_from_thread(self._arrived, pages, None)
-        self.app.call_from_thread(self._arrived, pages, None)
+    def _tell(self, pages: SessionPages, page: int | None) -> None:
+        """From a worker thread: the rows arrived (unless the app closed meanwhile)."""
+        if pages is self.pages:
+            try:
+                self.app.call_from_thread(self._arrived, pages, page)
+            except RuntimeError:  # the app is no longer running
+                pass
 
     def _arrived(self, pages: SessionPages, page: int | None) -> None:
         if pages is not self.pages:
