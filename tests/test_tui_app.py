@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from tui_support)
 """The Textual app driven by its pilot, on a spool made by the real recorder."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ import functools
 import json
 import os
 import subprocess
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ from sshrec.player.tui.seekbar import SeekBar
 from sshrec.schema.db import open_index
 from sshrec.schema.index import sync
 from textual.widgets import Input, Label, Static
-from tui_support import FixtureSpool, make_fixture_spool
+from tui_support import FixtureSpool, app, private_cache, spool  # noqa: F401
 
+pytestmark = pytest.mark.usefixtures("private_cache")
 SIZE = (100, 30)
 
 
@@ -37,23 +39,6 @@ def run_async(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., N
         asyncio.run(test(*args, **kwargs))
 
     return run
-
-
-@pytest.fixture(scope="module")
-def spool(tmp_path_factory: pytest.TempPathFactory) -> FixtureSpool:
-    return make_fixture_spool(tmp_path_factory.mktemp("tui"))
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SSHREC_CACHE_DIR", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def app(spool: FixtureSpool) -> Iterator[SshrecApp]:
-    engine = open_index(spool.db_url)
-    yield SshrecApp(engine, spool.home)
-    engine.dispose()
 
 
 def table_lines(app: SshrecApp) -> list[str]:
@@ -137,6 +122,9 @@ async def test_enter_enter_end_home(app: SshrecApp) -> None:
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, ReplayScreen)
+        table = app.part("#results", ResultsTable)
+        table._arrived(table.pages, 0)  # type: ignore[arg-type]  # rows arriving under the replay
+        await pilot.pause()
         if screen.playing:
             await pilot.press("space")
         await pilot.press("home")

@@ -10,11 +10,9 @@ from index_support import cast_text
 from sshrec.player import seekindex
 from sshrec.player.emulator import REPLACEMENT, Pen, Screen
 from sshrec.player.replay import Replay
+from tui_support import private_cache  # noqa: F401
 
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SSHREC_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def test_screen_colours_attributes_wide_characters_and_escaping() -> None:

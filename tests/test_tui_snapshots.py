@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from tui_support)
 """Pictures of the main screens (pytest-textual-snapshot) on a spool made by the real recorder.
 
 A changed picture fails the test and writes snapshot_report.html; when the change is meant,
@@ -6,35 +7,17 @@ accept it with: pytest tests/test_tui_snapshots.py --snapshot-update (and look a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sshrec.player.tui.app import SshrecApp
-from sshrec.schema.db import open_index
 from textual.pilot import Pilot
 from textual.widgets import Input
-from tui_support import FixtureSpool, make_fixture_spool
+from tui_support import FixtureSpool, app, private_cache, spool  # noqa: F401
 
 pytest.importorskip("pytest_textual_snapshot", reason="pytest-textual-snapshot is not installed (sshrec[test])")
-
-
-@pytest.fixture(scope="module")
-def spool(tmp_path_factory: pytest.TempPathFactory) -> FixtureSpool:
-    return make_fixture_spool(tmp_path_factory.mktemp("tui-snapshots"))
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SSHREC_CACHE_DIR", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def app(spool: FixtureSpool) -> Iterator[SshrecApp]:
-    engine = open_index(spool.db_url)
-    yield SshrecApp(engine, spool.home)
-    engine.dispose()
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 async def settled(pilot: Pilot[Any]) -> None:

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from tui_support)
 """`sshrec tui` in a real terminal: tmux runs it, send-keys types, capture-pane reads the screen."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from recorder_helpers import SSHREC
 from tmuxdriver import Tmux
-from tui_support import FixtureSpool, make_fixture_spool
+from tui_support import FixtureSpool, spool  # noqa: F401
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
                                 reason="tmux is not installed (apt-get install tmux)")
@@ -28,11 +29,6 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
         yield server
     finally:
         server.kill()
-
-
-@pytest.fixture(scope="module")
-def spool(tmp_path_factory: pytest.TempPathFactory) -> FixtureSpool:
-    return make_fixture_spool(tmp_path_factory.mktemp("tui-tmux"))
 
 
 def test_search_enter_enter_end_in_a_real_terminal(tmux: Tmux, spool: FixtureSpool, tmp_path: Path) -> None:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import glob
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from index_support import BASE_TIME, rewrite_record
 from ptydriver import PtyProcess
 from recorder_helpers import SSHREC, record_env
+from sshrec.player.tui.app import SshrecApp
 from sshrec.schema.db import open_index
 from sshrec.schema.index import sync
 from sshrec.schema.record import iso_utc, read_record
@@ -84,3 +87,23 @@ def make_fixture_spool(tmp: Path) -> FixtureSpool:
     finally:
         engine.dispose()
     return FixtureSpool(home, db_url, ids)
+
+
+@pytest.fixture(scope="module")
+def spool(tmp_path_factory: pytest.TempPathFactory) -> FixtureSpool:
+    """The recorded spool, once per test module."""
+    return make_fixture_spool(tmp_path_factory.mktemp("tui"))
+
+
+@pytest.fixture
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seek indexes (and keyframes) in the test's own directory."""
+    monkeypatch.setenv("SSHREC_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def app(spool: FixtureSpool, private_cache: None) -> Iterator[SshrecApp]:
+    """The app over the recorded spool's index."""
+    engine = open_index(spool.db_url)
+    yield SshrecApp(engine, spool.home)
+    engine.dispose()

@@ -192,6 +192,8 @@ class ResultsTable(ScrollView, can_focus=True, inherit_bindings=False):
     # -- moving --------------------------------------------------------------------------------
 
     def watch_cursor(self, old: int, new: int) -> None:
+        if self.pages is not None:
+            self._ask(new // self.pages.page)  # now, not when the next frame is drawn
         top = int(self.scroll_offset.y)
         visible_rows = max(self.size.height - 1, 1)
         if new < top:
