@@ -186,7 +186,7 @@ def end_key_tmux(url: str, rounds: int, workdir: Path) -> list[float]:
             tmux.wait_for("⏎ replay")
             start = time.perf_counter()
             tmux.keys("End")
-            tmux.wait_for(f"row {total}", timeout=30)
+            tmux.wait_for(f"row {total}", timeout=30, poll=0.002)
             times.append(time.perf_counter() - start)
         finally:
             tmux.kill()
@@ -341,7 +341,7 @@ async def replay_timings(cast: Path, seeks: int, empty_index: Path) -> dict[str,
     from sshrec.schema.db import open_index
 
     app = ReplayOnly(open_index(f"sqlite:///{empty_index}"), str(cast.parent))
-    async with app.run_test(size=(130, 45)) as pilot:
+    async with app.run_test(size=(130, 45)):
         record = {"id": "bench", "status": "complete", "path": str(cast)}
         began = time.perf_counter()
         screen = ReplayScreen(record, str(cast))
@@ -351,14 +351,19 @@ async def replay_timings(cast: Path, seeks: int, empty_index: Path) -> dict[str,
         screen.action_toggle_play()  # paused: only seeks move it
         rng = random.Random(2)
 
-        async def seeks_now() -> dict[str, float]:
+        view = screen.query_one(ScreenView)
+
+        async def seeks_now() -> dict[str, Any]:
+            """Seek, then until the screen's rows are drawn again (not pilot.pause(): it waits for
+            the whole process to be idle, which it is not while the keyframe pass runs)."""
             samples = []
             for target in [rng.uniform(0, screen.replay.duration) for _ in range(seeks)] + [1e12]:
                 began = time.perf_counter()
-                screen.seek_to(target)
-                await pilot.pause()
+                screen.seek_to(target)  # drops every drawn row (the screen was replaced)
+                await _wait(lambda: bool(view._strips))
                 samples.append(time.perf_counter() - began)
-            return summary(samples)
+                await asyncio.sleep(0.01)
+            return {**summary(samples), "samples_ms": [ms(x) for x in samples]}
 
         await _wait(lambda: screen.replay.index is not None)
         out["seek_during_keyframe_pass"] = await seeks_now()  # the pass runs in a thread meanwhile
@@ -527,7 +532,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.only != "replay":
             backends = args.backends.split(",")
             result["index"] = bench_index(backends, args.sessions, args.rounds, workdir)
-            result["memory"] = bench_memory(workdir, tuple(int(s) for s in args.memory_sizes.split(",")))
+            if args.memory_sizes:
+                result["memory"] = bench_memory(workdir, tuple(int(s) for s in args.memory_sizes.split(",")))
             if "postgresql" in backends and not args.keep:
                 drop_postgres(args.sessions)
         if args.only != "index":

@@ -11,6 +11,7 @@ before they exist, the index's plan (the last full-screen reset, or a window) is
 from __future__ import annotations
 
 import threading
+import time
 
 from sshrec.schema.asciicast import CastHeader
 
@@ -19,6 +20,7 @@ from .cursor import CursorEvent, EventCursor, read_header
 from .emulator import Screen
 
 FEED_BATCH = 256 * 1024  # characters fed to the emulator in one call while catching up
+SEEK_QUIET = 0.3  # seconds the keyframe pass waits after a seek
 
 
 class Replay:
@@ -38,6 +40,7 @@ class Replay:
         self.resized = False
         self.index: seekindex.SeekIndex | None = None
         self._lock = threading.Lock()  # the index is swapped in by a background thread
+        self._last_seek = -SEEK_QUIET  # monotonic time of the last seek
 
     # -- the seek index (built off the UI thread) --------------------------------------------
 
@@ -50,10 +53,15 @@ class Replay:
     def build_keyframes(self, stop: threading.Event | None = None) -> bool:
         """Keyframes for the whole file (resumed from the cache), then saved with the index."""
         index = self.index or self.load_index()
-        done = seekindex.add_keyframes(self.path, index, stop.is_set if stop else None)
+        done = seekindex.add_keyframes(self.path, index, stop.is_set if stop else None, wait=self._busy)
         if self.use_cache:
             seekindex.save(index, self.path)
         return done
+
+    def _busy(self) -> bool:
+        """Whether a seek ran in the last SEEK_QUIET seconds: the keyframe pass then waits, so the
+        seek and the drawing after it have the GIL without waiting on every hand-over."""
+        return time.monotonic() - self._last_seek < SEEK_QUIET
 
     @property
     def duration(self) -> float:
@@ -137,6 +145,13 @@ class Replay:
     def seek(self, target: float) -> bool:
         """Show the screen at ``target``; True when it is exact (a keyframe, the start, or a
         full-screen reset), False for the approximation of a window replay."""
+        self._last_seek = time.monotonic()
+        try:
+            return self._seek(target)
+        finally:
+            self._last_seek = time.monotonic()
+
+    def _seek(self, target: float) -> bool:
         index = self.index
         if index is None:
             index = self.load_index()

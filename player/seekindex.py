@@ -39,6 +39,7 @@ import json
 import mmap
 import os
 import re
+import time
 from bisect import bisect_right
 from collections.abc import Callable
 from typing import NamedTuple
@@ -460,10 +461,13 @@ def load_or_build(path: str, use_cache: bool = True) -> SeekIndex:
 
 
 def add_keyframes(path: str, index: SeekIndex, stop: Callable[[], bool] | None = None,
-                  progress: Callable[[int], None] | None = None) -> bool:
+                  progress: Callable[[int], None] | None = None, wait: Callable[[], bool] | None = None
+                  ) -> bool:
     """Play the file through the emulator up to what ``index`` covers, keeping a snapshot at
     every interval; resumes from the last keyframe (a grown recording costs one interval).
-    Returns False when ``stop()`` said so before the end (the keyframes so far are kept)."""
+    Returns False when ``stop()`` said so before the end (the keyframes so far are kept).
+    While ``wait()`` is true the pass stands still: a seek in the UI thread then has the GIL to
+    itself instead of waiting a switch interval each time it reads the file."""
     from .emulator import EMULATOR, Screen
 
     if index.keyframe_emulator != EMULATOR:
@@ -479,7 +483,12 @@ def add_keyframes(path: str, index: SeekIndex, stop: Callable[[], bool] | None =
     plan = SeekPlan(last.offset, last.time, last.line, index.end_time, True)
     at_offset, at_time = last.offset, last.time
     with open_at(path, index, plan) as cursor:
+        count = 0
         while (event := cursor.next()) is not None and event.offset < index.covered:
+            count += 1
+            if wait is not None and count % 64 == 0:
+                while wait():
+                    time.sleep(0.002)
             grown = event.offset - at_offset
             slow = grown >= KEYFRAME_MIN_BYTES and event.time - at_time >= KEYFRAME_SECONDS
             if grown >= KEYFRAME_BYTES or slow:

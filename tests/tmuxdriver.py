@@ -34,7 +34,7 @@ class Tmux:
     def screen(self) -> str:
         return self.run("capture-pane", "-p", "-t", "tui")
 
-    def wait_for(self, text: str, timeout: float = 15.0) -> str:
+    def wait_for(self, text: str, timeout: float = 15.0, poll: float = 0.02) -> str:
         """Poll the pane until ``text`` is on it (the app has drawn it)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -43,7 +43,7 @@ class Tmux:
                 return shown
             if time.monotonic() > deadline:
                 raise AssertionError(f"{text!r} not on the screen within {timeout} s; it shows:\n{shown}")
-            time.sleep(0.02)
+            time.sleep(poll)
 
     def keys(self, *keys: str) -> None:
         self.run("send-keys", "-t", "tui", *keys)
