@@ -163,12 +163,18 @@ def first_paint_tmux(url: str, rounds: int, workdir: Path) -> list[float]:
     return times
 
 
-def end_key_tmux(url: str, rounds: int, workdir: Path) -> list[float]:
-    """In a real terminal: the End key on the results until the last of the million rows is on
-    the screen (the row number in the status line, after the count has finished)."""
+def end_key_tmux(url: str, rounds: int, workdir: Path) -> dict[str, list[float]]:
+    """In a real terminal, on the results: the Down key until the status line says row 2 (what
+    any key costs: Textual, the terminal, tmux), and the End key until the oldest of the million
+    rows is drawn (its start time on the screen)."""
     from tmuxdriver import Tmux
 
-    times = []
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        oldest = connection.exec_driver_sql("SELECT min(started_at) FROM sessions").scalar_one()
+    engine.dispose()
+    oldest_text = str(oldest)[:19].replace("T", " ")
+    times: dict[str, list[float]] = {"down": [], "end": []}
     env = bench_env(workdir)
     argv = ["env", *(f"{k}={v}" for k, v in env.items() if k.startswith(("SSHREC", "LC_", "TERM"))),
             SSHREC, "tui", "--db", url]
@@ -180,14 +186,16 @@ def end_key_tmux(url: str, rounds: int, workdir: Path) -> list[float]:
             while "counting" in counted:
                 time.sleep(0.05)
                 counted = tmux.screen()
-            total = next(word for line in counted.splitlines() if "session(s)" in line
-                         for word in line.split() if word[:1].isdigit())
             tmux.keys("Enter")  # to the results
             tmux.wait_for("⏎ replay")
             start = time.perf_counter()
+            tmux.keys("Down")
+            tmux.wait_for("row 2 ", timeout=30, poll=0.002)
+            times["down"].append(time.perf_counter() - start)
+            start = time.perf_counter()
             tmux.keys("End")
-            tmux.wait_for(f"row {total}", timeout=30, poll=0.002)
-            times.append(time.perf_counter() - start)
+            tmux.wait_for(oldest_text, timeout=30, poll=0.002)
+            times["end"].append(time.perf_counter() - start)
         finally:
             tmux.kill()
     return times
@@ -301,8 +309,10 @@ def bench_index(backends: list[str], sessions: int, rounds: int, workdir: Path) 
         stats: dict[str, Any] = {
             "first_paint_tmux": summary(first_paint_tmux(url, rounds, workdir)),
             "ls_wall": summary(ls_wall(url, rounds, workdir)),
-            "end_key_tmux": summary(end_key_tmux(url, rounds, workdir)),
         }
+        keys = end_key_tmux(url, rounds, workdir)
+        stats["down_key_tmux"] = summary(keys["down"])
+        stats["end_key_tmux"] = summary(keys["end"])
         stats.update(asyncio.run(in_app(url, workdir, 30)))
         stats["scan_s"] = round(scan_time(url), 2)
         results[backend] = stats
@@ -323,7 +333,7 @@ def bench_memory(workdir: Path, sizes: tuple[int, ...]) -> dict[str, list[int]]:
 # -- the replay --------------------------------------------------------------------------------
 
 
-async def replay_timings(cast: Path, seeks: int, empty_index: Path) -> dict[str, Any]:
+async def replay_timings(cast: Path, seeks: int, empty_index: Path, rounds: int) -> dict[str, Any]:
     """First frame, then seeks before and after keyframes, in the app's replay screen."""
     from sshrec.player import seekindex
     from sshrec.player.tui import app as app_module
@@ -343,11 +353,19 @@ async def replay_timings(cast: Path, seeks: int, empty_index: Path) -> dict[str,
     app = ReplayOnly(open_index(f"sqlite:///{empty_index}"), str(cast.parent))
     async with app.run_test(size=(130, 45)):
         record = {"id": "bench", "status": "complete", "path": str(cast)}
-        began = time.perf_counter()
-        screen = ReplayScreen(record, str(cast))
-        app.push_screen(screen)
-        await _wait(lambda: screen.is_mounted and bool(screen.query_one(ScreenView)._strips))
-        out["first_frame_ms"] = ms(time.perf_counter() - began)
+        firsts = []
+        for _ in range(rounds):
+            shutil.rmtree(os.environ["SSHREC_CACHE_DIR"], ignore_errors=True)  # a never-played file
+            began = time.perf_counter()
+            screen = ReplayScreen(record, str(cast))
+            app.push_screen(screen)
+            await _wait(lambda screen=screen: screen.is_mounted and bool(screen.query_one(ScreenView)._strips))
+            firsts.append(time.perf_counter() - began)
+            if len(firsts) < rounds:  # the last one stays: its keyframe pass is the next phase
+                await screen.workers.wait_for_complete()
+                app.pop_screen()
+                await asyncio.sleep(0.05)
+        out["first_frame"] = summary(firsts)
         screen.action_toggle_play()  # paused: only seeks move it
         rng = random.Random(2)
 
@@ -427,7 +445,7 @@ def bench_replay(size_mb: int, rounds: int, workdir: Path) -> dict[str, Any]:
     os.environ["SSHREC_CACHE_DIR"] = str(cache)
     shutil.rmtree(cache, ignore_errors=True)
     log("replay: first frame and seeks in the app")
-    out.update(asyncio.run(replay_timings(cast, 20, workdir / "empty.db")))
+    out.update(asyncio.run(replay_timings(cast, 20, workdir / "empty.db", rounds)))
     log("replay: sshrec play / asciinema play")
     env = player_bench._env(workdir / "play-cache")
     needle = b"alice@db1"
@@ -476,8 +494,10 @@ def report(result: dict[str, Any]) -> str:
         row("count of every row, in the background (s)", "", lambda s: s["scan_s"])
         row("jump to a random row of the million, until it is read (p50 / max ms)", "< 100",
             lambda s: f"{s['jump']['p50_ms']} / {s['jump']['max_ms']}")
-        row("End key in tmux until the last row is on the screen (p50 / max ms)", "< 100",
+        row("End key in tmux until the oldest row is drawn (p50 / max ms)", "< 100",
             lambda s: f"{s['end_key_tmux']['p50_ms']} / {s['end_key_tmux']['max_ms']}")
+        row("beside it: Down key in tmux until the status line moves (p50 ms)", "",
+            lambda s: s["down_key_tmux"]["p50_ms"])
     memory = result.get("memory")
     if memory:
         lines.append("")
@@ -492,7 +512,9 @@ def report(result: dict[str, Any]) -> str:
         lines += ["", "| 200 MB recording | target | sshrec tui | terminal player / others |",
                   "|---|---|---|---|"]
         before, after = replay["seek_before_keyframes"], replay["seek_with_keyframes"]
-        lines.append(f"| first frame (ms) | < 150 | {replay['first_frame_ms']} | `sshrec play` "
+        first = replay["first_frame"]
+        lines.append(f"| first frame, never played (p50 / max ms) | < 150 | {first['p50_ms']} / "
+                     f"{first['max_ms']} | `sshrec play` "
                      f"{replay['sshrec_play_first_frame']['p50_ms']} (exec to output), `asciinema play` "
                      f"{replay.get('asciinema_play_first_frame', {}).get('p50_ms', '-')} |")
         lines.append(f"| seek + draw, before keyframes (p50 / max ms) | < 300 | "

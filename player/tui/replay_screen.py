@@ -101,7 +101,7 @@ class ReplayScreen(Screen[None]):
         self._changed()
         self.query_one(ScreenView).focus()
         self.set_interval(1 / FPS, self._tick)
-        self._index()
+        self.call_after_refresh(self._index)  # after the first frame: its scans would delay it
         if self.text is not None and self.hits_source is not None:
             self._find_hits(self.text)
 
