@@ -190,7 +190,7 @@ def end_key_tmux(url: str, rounds: int, workdir: Path) -> dict[str, list[float]]
             tmux.wait_for("⏎ replay")
             start = time.perf_counter()
             tmux.keys("Down")
-            tmux.wait_for("row 2 ", timeout=30, poll=0.002)
+            tmux.wait_for("  row 2\n", timeout=30, poll=0.002)
             times["down"].append(time.perf_counter() - start)
             start = time.perf_counter()
             tmux.keys("End")

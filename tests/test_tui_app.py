@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from index_support import cast_text
+from index_support import BASE_TIME, cast_text, make_session
 from ptydriver import PtyProcess
 from recorder_helpers import SSHREC, record_env
 from sshrec.player.tui.app import SshrecApp
@@ -42,8 +42,9 @@ def run_async(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., N
 
 
 def table_lines(app: SshrecApp) -> list[str]:
-    table = app.query_one(ResultsTable)
-    return [table.render_line(y).text.rstrip() for y in range(table.size.height)]
+    """The table's lines as drawn (not those a scrollbar covers)."""
+    table = app.part("#results", ResultsTable)
+    return [table.render_line(y).text.rstrip() for y in range(table.scrollable_content_region.height)]
 
 
 def users(app: SshrecApp) -> list[str]:
@@ -308,5 +309,35 @@ async def test_marker_keys_on_an_imported_recording(tmp_path: Path) -> None:
             await pilot.press("left_square_bracket")
             assert screen.replay.position == 3.0
             assert screen.query_one(SeekBar).markers == [3.0, 9.0]
+    finally:
+        engine.dispose()
+
+
+@run_async
+async def test_end_and_page_keys_reach_every_row(tmp_path: Path) -> None:
+    """More rows than the screen: End shows the oldest, Home the newest, pages move by a screen."""
+    home = str(tmp_path / "spool")
+    os.makedirs(home)
+    for n in range(700):  # more than one anchor interval (500 rows)
+        make_session(home, [(0.1, f"n{n}\r\n")], start=BASE_TIME + 60 * n, user=f"u{n:03d}")
+    engine = open_index(f"sqlite:///{home}/index.db")
+    sync(engine, home)
+    app = SshrecApp(engine, home)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot, app)
+            await pilot.pause(0.5)  # the count starts once the query has stood still
+            await settle(pilot, app)
+            table = app.part("#results", ResultsTable)
+            assert table.pages is not None and table.pages.total == 700
+            table.focus()
+            await pilot.press("end")
+            await settle(pilot, app)
+            lines = table_lines(app)
+            assert " u000 " in [line for line in lines if line.strip()][-1]  # the oldest, on the screen
+            assert table.cursor == 699
+            await pilot.press("home", "pagedown")
+            await settle(pilot, app)
+            assert 0 < table.cursor < 30 and f" u{699 - table.cursor:03d} " in "\n".join(table_lines(app))
     finally:
         engine.dispose()

@@ -117,7 +117,7 @@ class ResultsTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _resize(self) -> None:
         rows = self.pages.known_rows if self.pages else 0
-        self.virtual_size = Size(self.size.width, rows + 1)
+        self.virtual_size = Size(0, rows + 1)  # no width of its own: never a horizontal scrollbar
 
     def _ask(self, page: int) -> None:
         pages = self.pages
@@ -162,7 +162,7 @@ class ResultsTable(ScrollView, can_focus=True, inherit_bindings=False):
     # -- drawing -------------------------------------------------------------------------------
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self.scrollable_content_region.width
         sizes = widths(width)
         header = self.get_component_rich_style("results--header")
         if y == 0:
@@ -195,7 +195,7 @@ class ResultsTable(ScrollView, can_focus=True, inherit_bindings=False):
         if self.pages is not None:
             self._ask(new // self.pages.page)  # now, not when the next frame is drawn
         top = int(self.scroll_offset.y)
-        visible_rows = max(self.size.height - 1, 1)
+        visible_rows = max(self.scrollable_content_region.height - 1, 1)  # under the header
         if new < top:
             self.scroll_to(y=new, animate=False)
         elif new >= top + visible_rows:
@@ -204,7 +204,7 @@ class ResultsTable(ScrollView, can_focus=True, inherit_bindings=False):
         self.post_message(self.Moved(self.selected))
 
     def action_move(self, step: str | int) -> None:
-        amount = max(self.size.height - 2, 1) if step in ("page", "-page") else int(step)
+        amount = max(self.scrollable_content_region.height - 2, 1) if step in ("page", "-page") else int(step)
         if step == "-page":
             amount = -amount
         self._go(self.cursor + amount)
