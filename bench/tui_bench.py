@@ -173,7 +173,7 @@ def end_key_tmux(url: str, rounds: int, workdir: Path) -> dict[str, list[float]]
     with engine.connect() as connection:
         oldest = connection.exec_driver_sql("SELECT min(started_at) FROM sessions").scalar_one()
     engine.dispose()
-    oldest_text = str(oldest)[:19].replace("T", " ")
+    oldest_text = str(oldest)[5:19].replace("T", " ")  # MM-DD HH:MM:SS: with or without the year
     times: dict[str, list[float]] = {"down": [], "end": []}
     env = bench_env(workdir)
     argv = ["env", *(f"{k}={v}" for k, v in env.items() if k.startswith(("SSHREC", "LC_", "TERM"))),

@@ -150,6 +150,8 @@ class SshrecApp(App[None]):
             return
         count = f"{pages.total:,}" if pages.total is not None else f"{pages.known_rows:,}+ (counting)"
         text = Text(f" {count} session(s)")
+        if pages.total == 0 and self.current.empty:
+            text.append("  the index has no sessions yet (recordings are added by: sshrec index)")
         if pages.known_rows:
             text.append(f"  row {table.cursor + 1:,}")
         record = table.selected
