@@ -37,7 +37,7 @@ class Replay:
         self.position = 0.0
         self.last_time = 0.0  # time of the last event read (the end so far, while growing)
         self.dirty: set[int] = set(range(self.screen.size[1]))  # rows to draw again
-        self.resized = False
+        self.resized = True  # the view takes its size from the first frame
         self.index: seekindex.SeekIndex | None = None
         self._lock = threading.Lock()  # the index is swapped in by a background thread
         self._last_seek = -SEEK_QUIET  # monotonic time of the last seek

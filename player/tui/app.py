@@ -51,7 +51,7 @@ class SshrecApp(App[None]):
         Binding("c", "connection", "conn"),
         Binding("i", "record", "info"),
         Binding("question_mark,f1", "help", "help", key_display="?"),
-        Binding("ctrl+q", "quit", "quit", priority=True),
+        Binding("ctrl+q", "quit", "quit"),
     ]
 
     query_text = reactive("", init=False)

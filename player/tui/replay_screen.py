@@ -35,9 +35,9 @@ HitsSource = Any  # callable(session_id, SearchText) -> list[float], may read th
 
 class ReplayScreen(Screen[None]):
     BINDINGS = [
-        Binding("space", "toggle_play", "play"),
-        Binding("left", "seek(-1)", "5s", group=Binding.Group("seek")),
-        Binding("right", "seek(1)", "5s", group=Binding.Group("seek")),
+        Binding("space", "toggle_play", "play", key_display="␣"),
+        Binding("left", "seek(-1)", "5s", group=Binding.Group("5s")),
+        Binding("right", "seek(1)", "5s", group=Binding.Group("5s")),
         Binding("home", "start", "ends", group=Binding.Group("ends")),
         Binding("end", "end", "ends", group=Binding.Group("ends")),
         Binding("full_stop", "step", "step"),
@@ -50,6 +50,7 @@ class ReplayScreen(Screen[None]):
         Binding("f", "follow", "follow"),
         Binding("i", "record", "info"),
         Binding("escape,q", "back", "back"),
+        Binding("ctrl+q", "app.quit", "quit", show=False),  # the app's; its room in the footer goes to these
     ]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

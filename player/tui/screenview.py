@@ -26,10 +26,10 @@ class ScreenView(ScrollView, can_focus=True, inherit_bindings=False):
     """Arrows belong to the replay (seeking); shift+arrows scroll a recording larger than the pane."""
 
     BINDINGS = [
-        Binding("shift+left", "scroll_left", "scroll", group=Binding.Group("scroll")),
-        Binding("shift+right", "scroll_right", "scroll", group=Binding.Group("scroll")),
-        Binding("shift+up", "scroll_up", "scroll", group=Binding.Group("scroll")),
-        Binding("shift+down", "scroll_down", "scroll", group=Binding.Group("scroll")),
+        Binding("shift+left", "scroll_left", "scroll", key_display="⇧↔↕"),
+        Binding("shift+right", "scroll_right", "scroll", show=False),
+        Binding("shift+up", "scroll_up", "scroll", show=False),
+        Binding("shift+down", "scroll_down", "scroll", show=False),
     ]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -45,6 +45,9 @@ class ScreenView(ScrollView, can_focus=True, inherit_bindings=False):
 
     def on_mount(self) -> None:
         self.changed()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.screen.refresh_bindings)  # scroll keys: only when it can scroll
 
     def changed(self) -> None:
         """Take in what the replay changed since the last call."""
