@@ -176,6 +176,8 @@ async def test_playback_controls(app: SshrecApp) -> None:
         assert screen.replay.position == pytest.approx(max(screen.replay.duration - 5, 0))
         await pilot.press("i")
         assert screen.query_one("#replay-record").display
+        await pilot.press("x", "slash")  # the results' keys do nothing over a replay
+        assert app.screen is screen
         view = screen.query_one(ScreenView)
         assert view.virtual_size.width == 80  # drawn at the recorded size
 
@@ -218,6 +220,16 @@ async def test_export_and_verify_from_keys(app: SshrecApp, tmp_path: Path) -> No
         assert job.finished and "exported 3 session(s)" in str(job.query_one("#job-result").render())
         manifest = json.loads((out / "manifest.json").read_text())
         assert len(manifest["files"]) == 3 and manifest["selection"] == {"query": ""}
+        await pilot.press("escape")
+        await pilot.press("x")  # the selected one only
+        job = app.screen
+        assert isinstance(job, JobScreen)
+        job.query_one("#job-out", Input).value = str(tmp_path / "one")
+        await pilot.press("enter")
+        await job.workers.wait_for_complete()
+        await pilot.pause()
+        one = json.loads((tmp_path / "one" / "manifest.json").read_text())
+        assert [f["record"]["user"] for f in one["files"]] == ["mallory"] and one["selection"]["ids"]
         await pilot.press("escape")
         await pilot.press("v")
         job = app.screen
