@@ -34,6 +34,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from sshrec.schema.asciicast import CastError, CastHeader, parse_header
 from sshrec.schema.record import iso_utc
@@ -62,6 +63,19 @@ class Source:
     @property
     def name(self) -> str:
         return str(self.record.get("id") or os.path.splitext(os.path.basename(self.cast_path))[0])
+
+
+def sources_for(rows: Iterable[dict[str, object]], settings: Any) -> list[Source]:
+    """Index rows as sources: each one's recording, with the record beside it when that is the
+    same session (it is the final one), else the row. Raises locate.NotFound."""
+    from .locate import cast_of
+
+    sources = []
+    for row in rows:
+        path = cast_of(row, settings)
+        record = record_for(path)
+        sources.append(Source(record if record.get("id") == row["id"] else dict(row), path))
+    return sources
 
 
 def record_for(cast_path: str) -> dict[str, object]:

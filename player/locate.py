@@ -56,3 +56,16 @@ def locate_cast(target: str, settings: Any) -> str:
         looked = spool.cast_path(spools[0], target.upper())
         raise NotFound(f"session {target} is not in the spool {settings.home} (looked for {looked})")
     raise NotFound(f"{target}: no such file, and not a session id (26 characters, e.g. 01J...)")
+
+
+def cast_of(record: dict[str, object], settings: Any) -> str:
+    """The recording of an index row: its ``path`` when that file is there, else where the
+    spools keep that id (the index may have been built on another mount). NotFound if neither."""
+    path = str(record.get("path") or "")
+    if path and _exists(path):
+        return path
+    found = spool.find_session_files(settings.read_spools(), str(record["id"]))
+    if found is None:
+        raise NotFound(f"session {record['id']} is in the index but its recording {path or '(no path)'} "
+                       "is missing; run: sshrec index --rebuild")
+    return found

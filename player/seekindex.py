@@ -13,6 +13,11 @@ What it holds (built once per file, kept in a cache directory, extended when the
   switch to the alternate screen ``ESC [ ? 1049/1047/47 h``), found by one regex pass over the
   raw JSON (``\\u001b[2J`` and so on), at most one per :data:`RESET_SPACING` bytes.
 - ``markers``: (time, label) of every ``m`` event, for the ``[``/``]`` keys.
+- ``keyframes`` (optional, built by a full pass through the emulator, :func:`add_keyframes`):
+  (time, byte offset, line, cols, rows, snapshot) of the screen just before an event, at
+  least every :data:`KEYFRAME_BYTES` of file (or :data:`KEYFRAME_SECONDS` when output is
+  slow). A seek then restores the nearest keyframe and replays less than one interval, exactly
+  (asciinema-player's segmented driver); without keyframes it falls back to the plan below.
 
 How a seek to T is replayed (:meth:`SeekIndex.plan`): the player clears the screen, then
 writes, without delays, every output event from a start point up to T. The start point is the
@@ -34,7 +39,10 @@ import json
 import mmap
 import os
 import re
+import time
 from bisect import bisect_right
+from collections.abc import Callable
+from typing import NamedTuple
 
 from sshrec.schema.asciicast import CastError
 
@@ -45,6 +53,9 @@ CHECKPOINT_BYTES = 64 * 1024
 RESET_SPACING = 4 * 1024
 WINDOW = 256 * 1024
 MAX_REPLAY = 1024 * 1024
+KEYFRAME_BYTES = 1 << 20
+KEYFRAME_SECONDS = 60.0
+KEYFRAME_MIN_BYTES = 64 * 1024  # a time-based keyframe only after this much output
 SCAN_CHUNK = 8 << 20  # regex passes go chunk by chunk: a playing thread gets the GIL in between
 
 _HEAD = re.compile(rb'[ \t]*\[[ \t]*(-?[0-9][0-9.eE+-]*)[ \t]*,[ \t]*"([^"\\]*)"')
@@ -68,6 +79,17 @@ class SeekPlan:
         self.exact = exact
 
 
+class Keyframe(NamedTuple):
+    """The screen just before the event line at ``offset`` (absolute ``time``, number ``line``)."""
+
+    time: float
+    offset: int
+    line: int
+    cols: int
+    rows: int
+    snapshot: str
+
+
 class SeekIndex:
     def __init__(self, version: int, header_end: int) -> None:
         self.version = version
@@ -78,6 +100,8 @@ class SeekIndex:
         self.checkpoints: list[tuple[float, int, int]] = []
         self.resets: list[tuple[float, int, int]] = []
         self.markers: list[tuple[float, str]] = []
+        self.keyframes: list[Keyframe] = []
+        self.keyframe_emulator = ""  # which emulator's snapshots these are
         self.file_size = 0
         self.mtime_ns = 0
         self.head_digest = ""
@@ -109,6 +133,11 @@ class SeekIndex:
         at = bisect_right([r[0] for r in self.resets], target) - 1
         return self.resets[at] if at >= 0 else None
 
+    def keyframe_before(self, target: float) -> Keyframe | None:
+        """The last keyframe whose state is the screen at or before ``target``."""
+        at = bisect_right([k.time for k in self.keyframes], target + 1e-9) - 1
+        return self.keyframes[at] if at >= 0 else None
+
     def next_marker(self, after: float) -> tuple[float, str] | None:
         for marker in self.markers:
             if marker[0] > after + 1e-6:
@@ -131,6 +160,7 @@ class SeekIndex:
             "file_size": self.file_size, "mtime_ns": self.mtime_ns,
             "head_digest": self.head_digest, "tail_digest": self.tail_digest,
             "checkpoints": self.checkpoints, "resets": self.resets, "markers": self.markers,
+            "keyframe_emulator": self.keyframe_emulator, "keyframes": [list(k) for k in self.keyframes],
         }
 
     @classmethod
@@ -146,6 +176,9 @@ class SeekIndex:
         index.checkpoints = [(float(t), int(o), int(n)) for t, o, n in data["checkpoints"]]  # type: ignore[attr-defined]
         index.resets = [(float(t), int(o), int(n)) for t, o, n in data["resets"]]  # type: ignore[attr-defined]
         index.markers = [(float(t), str(label)) for t, label in data["markers"]]  # type: ignore[attr-defined]
+        index.keyframe_emulator = str(data.get("keyframe_emulator", ""))
+        index.keyframes = [Keyframe(float(t), int(o), int(n), int(c), int(r), str(snap))
+                           for t, o, n, c, r, snap in data.get("keyframes", [])]  # type: ignore[attr-defined]
         return index
 
 
@@ -422,3 +455,54 @@ def load_or_build(path: str, use_cache: bool = True) -> SeekIndex:
     if use_cache:
         save(index, path)
     return index
+
+
+# -- keyframes -------------------------------------------------------------------------------
+
+
+def add_keyframes(path: str, index: SeekIndex, stop: Callable[[], bool] | None = None,
+                  progress: Callable[[int], None] | None = None, wait: Callable[[], bool] | None = None
+                  ) -> bool:
+    """Play the file through the emulator up to what ``index`` covers, keeping a snapshot at
+    every interval; resumes from the last keyframe (a grown recording costs one interval).
+    Returns False when ``stop()`` said so before the end (the keyframes so far are kept).
+    While ``wait()`` is true the pass stands still: a seek in the UI thread then has the GIL to
+    itself instead of waiting a switch interval each time it reads the file."""
+    from .emulator import EMULATOR, Screen
+
+    if index.keyframe_emulator != EMULATOR:
+        index.keyframes, index.keyframe_emulator = [], EMULATOR
+    header, _ = read_header(path)
+    last = index.keyframes[-1] if index.keyframes else None
+    if last is None:
+        screen = Screen(header.cols or 80, header.rows or 24)
+        index.keyframes.append(Keyframe(0.0, index.header_end, 2, *screen.size, screen.snapshot()))
+        last = index.keyframes[-1]
+    else:
+        screen = Screen.restore(last.snapshot, last.cols, last.rows)
+    plan = SeekPlan(last.offset, last.time, last.line, index.end_time, True)
+    at_offset, at_time = last.offset, last.time
+    with open_at(path, index, plan) as cursor:
+        count = 0
+        while (event := cursor.next()) is not None and event.offset < index.covered:
+            count += 1
+            if wait is not None and count % 64 == 0:
+                while wait():
+                    time.sleep(0.002)
+            grown = event.offset - at_offset
+            slow = grown >= KEYFRAME_MIN_BYTES and event.time - at_time >= KEYFRAME_SECONDS
+            if grown >= KEYFRAME_BYTES or slow:
+                index.keyframes.append(Keyframe(event.time, event.offset, event.line, *screen.size,
+                                                screen.snapshot()))
+                at_offset, at_time = event.offset, event.time
+                if progress:
+                    progress(event.offset)
+                if stop and stop():
+                    return False
+            if event.code == "o":
+                screen.feed(event.data)
+            elif event.code == "r":
+                cols, _, rows = event.data.partition("x")
+                if cols.isdigit() and rows.isdigit():
+                    screen.resize(int(cols), int(rows))
+    return True

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ls": ("ls", "list recorded sessions"),
     "search": ("search", "find sessions by text that appeared on screen"),
     "play": ("play", "replay a session in this terminal"),
+    "tui": ("tui", "search and replay sessions in a terminal app"),
     "cat": ("cat", "print a session's recorded output"),
     "import": ("import_", "copy asciicast files made elsewhere into the spool"),
     "export": ("export", "write sessions as asciicast files with a manifest"),

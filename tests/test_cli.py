@@ -28,9 +28,9 @@ def test_common_options_go_before_or_after_the_subcommand(tmp_path: Path, home: 
 
 
 def test_a_word_that_is_no_subcommand_says_how_to_record_it(tmp_path: Path) -> None:
-    result = run("tui", env=record_env(tmp_path))
+    result = run("top", env=record_env(tmp_path))
     assert result.returncode == 2
-    assert "'tui' is not a subcommand (see: sshrec help)" in result.stderr and "sshrec -- tui" in result.stderr
+    assert "'top' is not a subcommand (see: sshrec help)" in result.stderr and "sshrec -- top" in result.stderr
     assert not (tmp_path / "recordings").exists()
 
 

@@ -63,25 +63,12 @@ def add_filter_options(p: argparse.ArgumentParser) -> None:
 
 
 def filters_from(args: argparse.Namespace) -> Any:
-    from sshrec.player.query import Filters, QueryError, parse_exit, parse_modes, parse_statuses, parse_when
+    """The options as Filters, through the one parser of the query language (player.query)."""
+    from sshrec.player.query import FILTER_OPTIONS, QueryError, build_filters
 
     try:
-        return Filters(
-            user=args.user,
-            key=args.key,
-            command=args.command,
-            destination=args.destination,
-            client=args.client,
-            since=parse_when(args.since) if args.since else None,
-            until=parse_when(args.until, end_of_day=True) if args.until else None,
-            status=parse_statuses(args.status) if args.status else [],
-            exit=parse_exit(args.exit) if args.exit is not None else None,
-            mode=parse_modes(args.mode) if getattr(args, "mode", None) else [],
-            connection=getattr(args, "connection", None),
-            file=getattr(args, "file", None),
-            typed=getattr(args, "typed", None),
-            limit=max(args.limit, 0),
-        )
+        return build_filters({name: getattr(args, name, None) for name in FILTER_OPTIONS},
+                             max(args.limit, 0))
     except QueryError as exc:
         raise CommandError(str(exc), 2) from None
 

@@ -1,7 +1,8 @@
 """``sshrec export ID...|--query Q --out DIR``: asciicast files anyone can play, and a manifest.
 
-Ids and files need no index; ``--query`` asks the index with the filters of ``sshrec ls``,
-written as ``name=value`` words: ``--query "user=alice since=2d status=complete"``.
+Ids and files need no index; ``--query`` asks the index in the query language of the TUI's
+search bar (one parser, :func:`sshrec.player.query.parse_query`): ``name:value`` or
+``name=value`` filters and screen text: ``--query "user:alice since:2d status=complete"``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import shlex
 import sys
 
 from ._common import CommandError, add_location_options, parser, run
@@ -20,11 +20,10 @@ EXAMPLES = """\
   sshrec export --query "command='rm -rf' exit=nonzero" --format txt --out deletions
   sshrec ls --key SHA256:nThbg6kX --json | jq -r '.[].id' | sshrec export --ids-from - --out key-audit
 
-query words (same meaning as the options of sshrec ls): user= key= command= destination= client=
-  since= until= status= exit= limit=   (values with spaces in quotes; limit defaults to all)
+query (the search bar of sshrec tui): user: key: cmd: dest: from: since: until: status: exit: mode:
+  limit: (name=value works too; values with spaces in quotes; limit defaults to all), and words
+  that must appear on screen: --query "user:alice since:2d 'permission denied'"
 """
-
-QUERY_KEYS = ("user", "key", "command", "destination", "client", "since", "until", "status", "exit", "limit")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,58 +43,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_query(text: str) -> dict[str, str]:
-    """``user=alice since=2d`` -> {"user": "alice", "since": "2d"}."""
-    try:
-        words = shlex.split(text)
-    except ValueError as exc:
-        raise CommandError(f"--query: {exc} (quote values with spaces: command='rm -rf')", 2) from None
-    found: dict[str, str] = {}
-    for word in words:
-        key, sep, value = word.partition("=")
-        if not sep or key not in QUERY_KEYS:
-            raise CommandError(f"--query: {word!r} is not name=value with a name among {', '.join(QUERY_KEYS)}",
-                               2)
-        found[key] = value
-    if not found:
-        raise CommandError("--query is empty: give at least one name=value, e.g. user=alice", 2)
-    return found
-
-
 def sources_from_query(args: argparse.Namespace) -> tuple[list[object], dict[str, object]]:
-    from sshrec.player.export import Source, record_for
-    from sshrec.player.query import list_sessions
-    from sshrec.schema import spool
+    from sshrec.player.export import sources_for
+    from sshrec.player.locate import NotFound
+    from sshrec.player.query import QueryError, all_matching, list_sessions, parse_query
     from sshrec.schema.db import reading
     from sshrec.schema.record import iso_utc
 
-    from ._common import filters_from, index_from, only_own_sessions
+    from ._common import index_from, only_own_sessions
 
-    words = parse_query(args.query)
     try:
-        limit = int(words.get("limit", "0"))
-    except ValueError:
-        raise CommandError(f"--query: limit={words['limit']!r} is not a number", 2) from None
-    namespace = argparse.Namespace(**{k: words.get(k) for k in QUERY_KEYS if k != "limit"}, limit=limit,
-                                   home=args.home, db=args.db)
-    filters = filters_from(namespace)
+        query = parse_query(args.query, limit=0)
+    except QueryError as exc:
+        raise CommandError(f"--query: {exc}", 2) from None
+    if query.empty:
+        raise CommandError("--query is empty: give at least one filter or word, e.g. user:alice", 2)
     import time
+    from itertools import islice
 
     ran_at = iso_utc(time.time())
-    with index_from(namespace, fresh=True) as (settings, engine), reading(engine) as connection:
-        only_own_sessions(filters, settings)
-        page = list_sessions(connection, filters)
-    sources = []
-    for row in reversed(page.items):  # oldest first, as a case file reads
-        path = str(row.get("path") or "")
-        if not path or not os.path.exists(path):
-            path = spool.find_session_files(settings.read_spools(), str(row["id"])) or path
-        if not path or not os.path.exists(path):
-            raise CommandError(f"session {row['id']} is in the index but its recording {path} is missing; "
-                               "run: sshrec index --rebuild")
-        record = record_for(path)
-        sources.append(Source(record if record.get("id") == row["id"] else dict(row), path))
+    with index_from(args, fresh=True) as (settings, engine), reading(engine) as connection:
+        only_own_sessions(query.filters, settings)
+        if query.text is None:
+            rows = list_sessions(connection, query.filters).items
+        else:  # words: on the screen or in the command, as in the TUI
+            rows = list(islice(all_matching(connection, query), query.filters.limit or None))
+    try:
+        sources = sources_for(reversed(rows), settings)  # oldest first, as a case file reads
+    except NotFound as exc:
+        raise CommandError(str(exc)) from None
+    filters = query.filters
     resolved = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in vars(filters).items()}
+    if query.text is not None:
+        resolved["text"] = {"words": list(query.text.words), "phrase": query.text.phrase}
     selection = {"query": args.query, "filters": resolved, "ran_at": ran_at, "matched": len(sources)}
     return sources, selection
 
