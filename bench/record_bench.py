@@ -57,6 +57,7 @@ READ_BUF = 1 << 20
 ECHO_ROUNDS = 8  # echo runs per tool; short blocks interleaved, so a burst of noise hits one block
 SAMPLE_INTERVAL = 0.02  # RSS sampling period
 RESCAN_INTERVAL = 0.2  # how often /proc is scanned for new processes in the tree
+UTMP = "/run/utmp"
 MIN_FLAT_SECONDS = 1.0  # shortest bulk run whose peak RSS says anything about flatness
 DATA_VERSION = 1  # bump when the generator changes, so a cached file is not reused
 
@@ -914,6 +915,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not available(all_tools[name]):
             print(f"skipping {name}: {all_tools[name].needs} not found", file=sys.stderr)
             wanted.remove(name)
+    if "tlog" in wanted and not os.path.exists(UTMP):
+        # tlog-rec adds a utmp record and gives up without one ("Failed setting up the I/O tap");
+        # a host booted without systemd or a login has none yet.
+        print(f"skipping tlog: tlog-rec needs {UTMP}, which is missing (create it: sudo touch {UTMP})",
+              file=sys.stderr)
+        wanted.remove("tlog")
     workdir = Path(args.workdir or os.path.join(tempfile.gettempdir(), "sshrec-bench"))
     workdir.mkdir(parents=True, exist_ok=True)
     collector_process = None
