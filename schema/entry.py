@@ -58,6 +58,7 @@ class Entry:
     cast_sig: str
     problem: str | None = None
     text_bytes: int = 0
+    host: str = ""  # the host whose spool it is in; "" for this one
 
 
 def file_sig(stat: os.stat_result | None) -> str:
