@@ -78,6 +78,10 @@ class Store(ABC):
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``, in key order (size and key only)."""
 
+    @abstractmethod
+    def folders(self, prefix: str) -> list[str]:
+        """The names one level below ``prefix/`` (the hosts under a store's prefix)."""
+
     def object_lock(self) -> str | None:
         """None when the store enforces legal holds itself, else why it cannot (said to users)."""
         return f"{self.url} has no object lock: holds are kept in the index only"

@@ -74,6 +74,12 @@ class LocalStore(Store):
         except FileNotFoundError:
             pass
 
+    def folders(self, prefix: str) -> list[str]:
+        try:
+            return sorted(e.name for e in os.scandir(self.path(prefix) if prefix else self.root) if e.is_dir())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         base = self.path(prefix) if prefix.strip("/") else self.root
         start = base if os.path.isdir(base) else os.path.dirname(base)

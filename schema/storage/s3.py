@@ -149,6 +149,11 @@ class S3Store(Store):
             if not page.get("IsTruncated") or not token:
                 return
 
+    def folders(self, prefix: str) -> list[str]:
+        base = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        page = self.call("list", base, self.client.list_objects_v2, Prefix=base, Delimiter="/")
+        return [str(p["Prefix"])[len(base):].strip("/") for p in page.get("CommonPrefixes", [])]
+
     # -- writing -----------------------------------------------------------------------
 
     def put_bytes(self, key: str, data: bytes, metadata: dict[str, str] | None = None) -> ObjectInfo:
