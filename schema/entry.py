@@ -21,6 +21,7 @@ from .asciicast import CastError, open_cast
 from .record import SessionRecord, iso_utc, session_id_time
 from .screentext import Chunk, ScreenTextBuilder
 from .spool import recorder_alive_at
+from .storage import Blob
 
 INTERRUPTED_NOTE = (
     "interrupted: the recorder ended without finishing the record; "
@@ -157,9 +158,9 @@ def _claim_for_owner(record: SessionRecord, owner_uid: int) -> None:
     record.user, record.uid = owner, owner_uid
 
 
-def summarize_cast(path: str, sizes: bool, text: bool = True) -> CastSummary:
-    """Screen text of ``path`` (none when not ``text``: file transfer protocols); with ``sizes``
-    also the output/input byte counts."""
+def summarize_cast(path: str | Blob, sizes: bool, text: bool = True) -> CastSummary:
+    """Screen text of ``path`` (a file or a stored object; none when not ``text``: file transfer
+    protocols); with ``sizes`` also the output/input byte counts."""
     summary = CastSummary()
     builder = ScreenTextBuilder() if text else None
     try:

@@ -29,6 +29,7 @@ from .base import (
     Store,
     StoreUnreachable,
     open_source,
+    open_text,
     source_name,
     source_size,
 )
@@ -48,4 +49,4 @@ def open_store(url: str, endpoint_url: str | None = None) -> Store:
 
 
 __all__ = ["AccessRefused", "Blob", "ObjectInfo", "Store", "StorageError", "StoreUnreachable", "open_source",
-           "open_store", "source_name", "source_size"]
+           "open_store", "open_text", "source_name", "source_size"]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 READ_BLOCK = 1 << 20
 
@@ -111,6 +112,10 @@ class Blob:
     def read(self) -> bytes:
         return self.store.read(self.key)
 
+    def open_text(self) -> IO[str]:
+        """A text reader, as ``open_cast`` reads a cast (it takes a Blob in place of a path)."""
+        return io.TextIOWrapper(self.open(), encoding="utf-8", errors="replace", newline="\n")
+
     def stat(self) -> ObjectInfo | None:
         return self.store.stat(self.key)
 
@@ -128,6 +133,13 @@ def open_source(source: str | Blob) -> BinaryIO:
     if isinstance(source, Blob):
         return source.open()
     return open(source, "rb")  # noqa: SIM115 - the caller closes it
+
+
+def open_text(source: str | Blob) -> IO[str]:
+    """A text reader of a local path or a stored object, as ``open_cast`` reads a cast."""
+    if isinstance(source, Blob):
+        return source.open_text()
+    return open(source, encoding="utf-8", errors="replace", newline="\n")  # noqa: SIM115 - the caller closes it
 
 
 def source_name(source: str | Blob) -> str:

@@ -64,10 +64,12 @@ def parse_query(text: str) -> dict[str, str]:
 
 def sources_from_query(args: argparse.Namespace) -> tuple[list[object], dict[str, object]]:
     from sshrec.player.export import Source, record_for
+    from sshrec.player.locate import NotFound, locate_cast
     from sshrec.player.query import list_sessions
     from sshrec.schema import spool
     from sshrec.schema.db import reading
     from sshrec.schema.record import iso_utc
+    from sshrec.schema.storage import Blob
 
     from ._common import filters_from, index_from, only_own_sessions
 
@@ -87,12 +89,15 @@ def sources_from_query(args: argparse.Namespace) -> tuple[list[object], dict[str
         page = list_sessions(connection, filters)
     sources = []
     for row in reversed(page.items):  # oldest first, as a case file reads
-        path = str(row.get("path") or "")
+        path: str | Blob = str(row.get("path") or "")
         if not path or not os.path.exists(path):
             path = spool.find_session_files(settings.read_spools(), str(row["id"])) or path
-        if not path or not os.path.exists(path):
-            raise CommandError(f"session {row['id']} is in the index but its recording {path} is missing; "
-                               "run: sshrec index --rebuild")
+        if not path or not os.path.exists(str(path)):
+            try:
+                path = locate_cast(str(row["id"]), settings)  # shipped: from the store
+            except NotFound:
+                raise CommandError(f"session {row['id']} is in the index but its recording {path} is missing; "
+                                   "run: sshrec index --rebuild") from None
         record = record_for(path)
         sources.append(Source(record if record.get("id") == row["id"] else dict(row), path))
     resolved = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in vars(filters).items()}
