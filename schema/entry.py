@@ -203,15 +203,17 @@ def sha256_file(path: str) -> str | None:
     return digest.hexdigest()
 
 
-def mark_interrupted(record: SessionRecord, summary: CastSummary, cast_path: str) -> None:
-    """Fill in what the recorder never wrote, from the cast alone."""
+def mark_interrupted(record: SessionRecord, summary: CastSummary, cast_path: str,
+                     digest: str | None = None) -> None:
+    """Fill in what the recorder never wrote, from the cast alone (``digest``: its SHA-256 when
+    already known, as for a stored cast)."""
     record.status = "interrupted"
     record.duration = round(summary.last_time, 6)
     start = _epoch(record.started_at) or session_id_time(record.id)
     record.ended_at = iso_utc(start + summary.last_time)
     record.bytes_out = record.bytes_out or summary.bytes_out
     record.bytes_in = record.bytes_in or summary.bytes_in
-    record.sha256 = sha256_file(cast_path)
+    record.sha256 = digest or sha256_file(cast_path)
     if INTERRUPTED_NOTE not in record.notes:
         record.notes.append(INTERRUPTED_NOTE)
 

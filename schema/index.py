@@ -32,6 +32,7 @@ from .entry import command_text as make_command_text
 from .record import FIELD_NAMES, SessionRecord
 from .screentext import words
 from .spool import USERS, day_dirs, record_files_in, recorder_alive_at
+from .storage import Store
 from .tables import deletions, holds, index_state, screen_text, session_targets, sessions, shipments, spool_dirs
 
 BATCH = 200  # records per write transaction
@@ -520,8 +521,10 @@ def drop_all(engine: sa.Engine) -> None:
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {name}" + ("" if sqlite else " CASCADE"))
 
 
-def rebuild(engine: sa.Engine, spools: str | list[str], progress: ProgressFn | None = None) -> Report:
-    """Drop the index and recreate every row from the files alone.
+def rebuild(engine: sa.Engine, spools: str | list[str], progress: ProgressFn | None = None,
+            store: Store | None = None) -> Report:
+    """Drop the index and recreate every row from the files alone: with ``store``, every
+    session in the object store first (:mod:`.bucket_index`), then the local spools.
 
     Rows come back batch by batch, so until it finishes a concurrent ``ls`` sees part of
     the index; recorders' ``--add`` calls keep working throughout.
@@ -540,7 +543,22 @@ def rebuild(engine: sa.Engine, spools: str | list[str], progress: ProgressFn | N
             for table in KEPT_TABLES:
                 if kept[table.name]:
                     connection.execute(sa.insert(table), kept[table.name])
-    return sync(engine, spools, progress)
+    if store is None:
+        return sync(engine, spools, progress)
+    from .bucket_index import index_store
+
+    started = time.monotonic()
+    from_store = Report()
+    index_store(engine, store, from_store, progress)
+    report = sync(engine, spools, progress)
+    for name in ("new", "changed", "interrupted", "text_bytes"):
+        setattr(report, name, getattr(report, name) + getattr(from_store, name))
+    for user, count in from_store.new_by_user.items():
+        report.new_by_user[user] = report.new_by_user.get(user, 0) + count
+    report.failed[:0] = from_store.failed
+    report.warnings[:0] = from_store.warnings
+    report.seconds = time.monotonic() - started
+    return report
 
 
 def _kept_rows(engine: sa.Engine) -> dict[str, list[dict[str, object]]]:
