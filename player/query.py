@@ -48,6 +48,7 @@ class Filters:
     mode: list[str] = field(default_factory=list)
     connection: str | None = None
     file: str | None = None
+    host: str | None = None
     limit: int = DEFAULT_LIMIT
 
 
@@ -149,6 +150,8 @@ def conditions(filters: Filters, connection: sa.Connection) -> list[sa.ColumnEle
         where.append(c.mode.in_(filters.mode))
     if filters.connection:
         where.append(_text_filter(c.connection_id, filters.connection))
+    if filters.host:
+        where.append(_text_filter(c.host, filters.host))
     if filters.client:
         where.append(_text_filter(c.client_addr, filters.client))
     if filters.since:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +58,8 @@ def add_filter_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--exit", metavar="N", help="exit status N, or 'nonzero'")
     g.add_argument("--mode", help="pty, pipe, sftp, scp, rsync, import (comma-separated)")
     g.add_argument("--connection", metavar="ID", help="sessions of one SSH connection (ControlMaster)")
+    g.add_argument("--host", metavar="HOST",
+                   help="recorded on this gateway (a fleet's shared index); a trailing * matches a prefix")
     g.add_argument("--limit", type=int, default=50, metavar="N", help="at most N sessions (default 50; 0: all)")
 
 
@@ -77,10 +80,61 @@ def filters_from(args: argparse.Namespace) -> Any:
             mode=parse_modes(args.mode) if getattr(args, "mode", None) else [],
             connection=getattr(args, "connection", None),
             file=getattr(args, "file", None),
+            host=getattr(args, "host", None),
             limit=max(args.limit, 0),
         )
     except QueryError as exc:
         raise CommandError(str(exc), 2) from None
+
+
+QUERY_KEYS = ("user", "key", "command", "destination", "client", "since", "until", "status", "exit", "host",
+              "limit")
+
+
+def parse_query(text: str) -> dict[str, str]:
+    """``user=alice since=2d`` -> {"user": "alice", "since": "2d"}."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise CommandError(f"--query: {exc} (quote values with spaces: command='rm -rf')", 2) from None
+    found: dict[str, str] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or key not in QUERY_KEYS:
+            raise CommandError(f"--query: {word!r} is not name=value with a name among {', '.join(QUERY_KEYS)}",
+                               2)
+        found[key] = value
+    if not found:
+        raise CommandError("--query is empty: give at least one name=value, e.g. user=alice", 2)
+    return found
+
+
+def query_filters(args: argparse.Namespace, text: str) -> tuple[Any, argparse.Namespace]:
+    """The Filters of a ``--query`` (limit defaults to all) and a namespace index_from takes."""
+    words = parse_query(text)
+    try:
+        limit = int(words.get("limit", "0"))
+    except ValueError:
+        raise CommandError(f"--query: limit={words['limit']!r} is not a number", 2) from None
+    namespace = argparse.Namespace(**{k: words.get(k) for k in QUERY_KEYS if k != "limit"}, limit=limit,
+                                   home=args.home, db=args.db)
+    return filters_from(namespace), namespace
+
+
+def store_from(settings: Any) -> Any:
+    """The configured object store; a CommandError saying how to configure one when none is."""
+    if not settings.storage:
+        from sshrec.schema.settings import DEFAULT_CONFIG
+
+        where = os.environ.get("SSHREC_CONFIG") or DEFAULT_CONFIG
+        raise CommandError(f"no object storage configured: add storage = \"s3://BUCKET/PREFIX\" (and, for a "
+                           f"server other than AWS, s3_endpoint_url = \"https://...\") to {where}")
+    from sshrec.schema.storage import StorageError, open_store
+
+    try:
+        return open_store(settings.storage, settings.s3_endpoint_url)
+    except StorageError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def settings_from(args: argparse.Namespace) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import shlex
 import sys
 
 from ._common import CommandError, add_location_options, parser, run
@@ -21,11 +20,8 @@ EXAMPLES = """\
   sshrec ls --key SHA256:nThbg6kX --json | jq -r '.[].id' | sshrec export --ids-from - --out key-audit
 
 query words (same meaning as the options of sshrec ls): user= key= command= destination= client=
-  since= until= status= exit= limit=   (values with spaces in quotes; limit defaults to all)
+  since= until= status= exit= host= limit=   (values with spaces in quotes; limit defaults to all)
 """
-
-QUERY_KEYS = ("user", "key", "command", "destination", "client", "since", "until", "status", "exit", "limit")
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = parser("export", "Write sessions as asciicast (or text) files with a manifest.json of their "
@@ -44,24 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_query(text: str) -> dict[str, str]:
-    """``user=alice since=2d`` -> {"user": "alice", "since": "2d"}."""
-    try:
-        words = shlex.split(text)
-    except ValueError as exc:
-        raise CommandError(f"--query: {exc} (quote values with spaces: command='rm -rf')", 2) from None
-    found: dict[str, str] = {}
-    for word in words:
-        key, sep, value = word.partition("=")
-        if not sep or key not in QUERY_KEYS:
-            raise CommandError(f"--query: {word!r} is not name=value with a name among {', '.join(QUERY_KEYS)}",
-                               2)
-        found[key] = value
-    if not found:
-        raise CommandError("--query is empty: give at least one name=value, e.g. user=alice", 2)
-    return found
-
-
 def sources_from_query(args: argparse.Namespace) -> tuple[list[object], dict[str, object]]:
     from sshrec.player.export import Source, record_for
     from sshrec.player.locate import NotFound, locate_cast
@@ -71,16 +49,9 @@ def sources_from_query(args: argparse.Namespace) -> tuple[list[object], dict[str
     from sshrec.schema.record import iso_utc
     from sshrec.schema.storage import Blob
 
-    from ._common import filters_from, index_from, only_own_sessions
+    from ._common import index_from, only_own_sessions, query_filters
 
-    words = parse_query(args.query)
-    try:
-        limit = int(words.get("limit", "0"))
-    except ValueError:
-        raise CommandError(f"--query: limit={words['limit']!r} is not a number", 2) from None
-    namespace = argparse.Namespace(**{k: words.get(k) for k in QUERY_KEYS if k != "limit"}, limit=limit,
-                                   home=args.home, db=args.db)
-    filters = filters_from(namespace)
+    filters, namespace = query_filters(args, args.query)
     import time
 
     ran_at = iso_utc(time.time())
