@@ -80,7 +80,8 @@ def main(argv: list[str]) -> int:
                     show(holds.list_holds(engine, include_released=args.all), args.json)
                     return 0
                 if args.release:
-                    show(holds.release(engine, args.release, caller_name(), args.reason or "", store), args.json)
+                    released = holds.release(engine, args.release, caller_name(), args.reason or "", store)
+                    show(released, args.json)
                     return 0
                 if not args.reason:
                     raise CommandError("a hold needs --reason TEXT (it is kept with the hold)", 2)

@@ -59,7 +59,8 @@ def main(argv: list[str]) -> int:
                 raise CommandError(str(exc)) from None
         if args.json:
             print(json.dumps({"store": store.url, "shipped": report.shipped, "already": report.already,
-                              "bytes": report.bytes, "objects": report.objects, "verified_by": report.verified_by,
+                              "bytes": report.bytes, "objects": report.objects,
+                              "verified_by": report.verified_by,
                               "removed_local": report.removed_local, "pending": report.pending,
                               "failed": report.failed, "warnings": report.warnings,
                               "seconds": round(report.seconds, 3)}, indent=1))
