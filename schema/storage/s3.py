@@ -288,6 +288,7 @@ class RangeReader(io.RawIOBase):
         self.window = b""
         self.span = MIN_RANGE // 2
         self.requests = 0
+        self.fetched = 0  # bytes read from the store (the tests check a seek reads little)
 
     @property
     def name(self) -> str:
@@ -348,6 +349,7 @@ class RangeReader(io.RawIOBase):
                 raise FileNotFoundError(2, "no such object", self.name) from None
             raise
         self.requests += 1
+        self.fetched += len(data)
         self.window_start, self.window = self.pos, data
         return bool(data)
 
