@@ -355,14 +355,16 @@ class RangeReader(io.RawIOBase):
 
 
 def make_client(endpoint_url: str | None) -> Any:
-    """A boto3 S3 client: standard credential chain, checksums only when required, path-style
-    addressing for a custom endpoint (what self-hosted servers expect)."""
+    """An S3 client of botocore, boto3's core (the same credential chain: environment, shared
+    credentials file, instance role), without boto3's transfer manager: its import alone
+    would add ~110 ms to every ``sshrec play`` from the store. Checksums only when required,
+    path-style addressing for a custom endpoint (what self-hosted servers expect)."""
     try:
-        import boto3
+        import botocore.session
         from botocore.config import Config
     except ImportError:
         raise StorageError("S3 storage needs boto3: pip install 'sshrec[s3]'") from None
-    session = boto3.session.Session()
+    session = botocore.session.get_session()
     config = Config(
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
@@ -372,5 +374,5 @@ def make_client(endpoint_url: str | None) -> Any:
         max_pool_connections=UPLOAD_THREADS * 4,
         s3={"addressing_style": "path"} if endpoint_url else {},
     )
-    region = session.region_name or ("us-east-1" if endpoint_url else None)
-    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+    region = session.get_config_variable("region") or ("us-east-1" if endpoint_url else None)
+    return session.create_client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
