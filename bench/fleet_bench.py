@@ -268,8 +268,8 @@ def bench_play(server: Any, size_mb: int, rounds: int) -> dict[str, Any]:
             env["SSHREC_CACHE_DIR"] = str(cache)
             cold.append(time_to_output([SSHREC, "play", record.id], env, needle))
             warm.append(time_to_output([SSHREC, "play", record.id], env, needle))
-            ends.append(time_to_output([SSHREC, "play", "--at", str(int(end_time)), record.id], env,
-                                       end_needle[-24:]))
+            ends.append(time_to_output([SSHREC, "play", "--raw", "--at", f"{end_time:.3f}", record.id], env,
+                                       end_needle[-24:]))  # the last output: replay + write included
         base = [time_to_output([SSHREC, "play", str(source)], dict(env, SSHREC_CONFIG="/dev/null"), needle)
                 for _ in range(rounds)]
         results = {"size_mb": round(os.path.getsize(source) / 1e6, 1),
