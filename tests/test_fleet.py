@@ -256,6 +256,36 @@ def test_rebuild_from_the_bucket_alone(fleet: dict[str, Any], tmp_path: Path) ->
     fresh.dispose()
 
 
+def test_the_record_path_never_imports_boto_sqlalchemy_or_the_storage_api(tmp_path: Path,
+                                                                            s3_env: S3Server) -> None:
+    home = tmp_path / "spool"
+    conf = config(tmp_path, str(home), f"sqlite:///{tmp_path}/i.db", "bucket", s3_env, keep_local=3)
+    env = dict(os.environ, SSHREC_CONFIG=str(conf))
+    env.pop("SSHREC_HOME", None)
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "sshrec.cli", "--", "true"], env=env,
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("import time")]
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in lines}
+    assert "sshrec.recorder.session" in loaded  # it did record
+    assert not {m for m in loaded if m.split(".")[0] in ("boto3", "botocore", "sqlalchemy")}
+    assert not {m for m in loaded if m.startswith("sshrec.schema.storage")}
+
+
+def test_the_collector_ships_each_session_it_indexes(fleet: dict[str, Any]) -> None:
+    from sshrec.recorder.collector.server import Collector
+    from sshrec.schema.settings import load_settings
+
+    from sshrec.commands.collector import shipper
+
+    record = make_session(fleet["home"])
+    settings = load_settings()
+    collector = Collector(fleet["home"], "/nonexistent.sock", fleet["db"], ship=shipper(settings))
+    collector.index(record_path(fleet["home"], record.id))
+    assert fleet["store"].stat(keys.session_key("fleet", "bastion", record.id, keys.RECORD)) is not None
+    collector.engine.dispose()  # type: ignore[union-attr]
+
+
 # -- many hosts, one PostgreSQL index ----------------------------------------------------------
 
 
