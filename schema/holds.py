@@ -143,11 +143,7 @@ def restore_from_store(engine: sa.Engine, store: Store) -> int:
     with engine.connect() as connection:
         have = {(r.session_id, r.reason, r.held_at) for r in connection.execute(sa.select(holds))}
     rows = []
-    for info in store.list(k.join(store.prefix, k.INTERNAL, "holds") + "/"):
-        try:
-            items = json.loads(store.read(info.key))
-        except ValueError:
-            continue
+    for _, items in k.internal_objects(store, "holds"):
         for item in items:
             if (item["session_id"], item["reason"], item["held_at"]) not in have:
                 rows.append({name: item[name] for name in ("session_id", "reason", "held_by", "held_at",

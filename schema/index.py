@@ -117,13 +117,16 @@ def indexed_mtimes(connection: sa.Connection, ids: list[str]) -> dict[str, tuple
     return found
 
 
-def deleted_ids(connection: sa.Connection, ids: list[str]) -> set[str]:
-    """Those of ``ids`` that retention deleted (never indexed again)."""
+def _ids_in(connection: sa.Connection, column: sa.Column[str], ids: list[str]) -> set[str]:
     found: set[str] = set()
     for part in _chunks(ids):
-        found.update(connection.execute(
-            sa.select(deletions.c.session_id).where(deletions.c.session_id.in_(part))).scalars())
+        found.update(connection.execute(sa.select(column).where(column.in_(part))).scalars())
     return found
+
+
+def deleted_ids(connection: sa.Connection, ids: list[str]) -> set[str]:
+    """Those of ``ids`` that retention deleted (never indexed again)."""
+    return _ids_in(connection, deletions.c.session_id, ids)
 
 
 def delete_sessions(connection: sa.Connection, ids: list[str]) -> None:
@@ -500,11 +503,7 @@ def _remove_missing(engine: sa.Engine, known: dict[str, Known], seen: set[str]) 
 
 def shipped_ids(connection: sa.Connection, ids: list[str]) -> set[str]:
     """Those of ``ids`` that are verified in the store."""
-    found: set[str] = set()
-    for part in _chunks(ids):
-        found.update(connection.execute(
-            sa.select(shipments.c.session_id).where(shipments.c.session_id.in_(part))).scalars())
-    return found
+    return _ids_in(connection, shipments.c.session_id, ids)
 
 
 KEPT_TABLES = (shipments, holds, deletions)  # not derived from the spool: a rebuild keeps their rows

@@ -161,14 +161,10 @@ def restore_log(engine: sa.Engine, store: Store) -> int:
     with engine.connect() as connection:
         have = set(connection.execute(sa.select(deletions.c.session_id)).scalars())
     rows = []
-    for info in store.list(k.join(store.prefix, k.INTERNAL, "deletions") + "/"):
-        try:
-            entry = json.loads(store.read(info.key))
-        except ValueError:
-            continue
+    for key, entry in k.internal_objects(store, "deletions"):
         if entry.get("session_id") not in have:
             entry.pop("store", None)
-            rows.append({**entry, "log_key": info.key})
+            rows.append({**entry, "log_key": key})
             have.add(entry["session_id"])
     if rows:
         with writing(engine) as connection:

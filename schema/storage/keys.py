@@ -8,10 +8,14 @@ log) live under ``PREFIX/_sshrec/``, which no host name can take (hosts never st
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from ..record import is_session_id, session_id_time
+from .base import Store
 
 CAST, RECORD, CHAIN, SEEK = ".cast", ".json", ".chain", ".seek.json"
 SUFFIXES = (SEEK, CAST, RECORD, CHAIN)  # SEEK before RECORD: both end in .json
@@ -50,6 +54,15 @@ def parse_key(prefix: str, key: str) -> tuple[str, str, str] | None:
         if name.endswith(suffix) and is_session_id(name[: -len(suffix)]):
             return parts[0], name[: -len(suffix)], suffix
     return None
+
+
+def internal_objects(store: Store, folder: str) -> Iterator[tuple[str, Any]]:
+    """(key, parsed JSON) of each of sshrec's own objects under ``PREFIX/_sshrec/FOLDER/``."""
+    for info in store.list(join(store.prefix, INTERNAL, folder) + "/"):
+        try:
+            yield info.key, json.loads(store.read(info.key))
+        except ValueError:
+            continue  # not ours, or cut short: nothing to restore from it
 
 
 def hold_key(prefix: str, session_id: str) -> str:
