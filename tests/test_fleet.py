@@ -27,7 +27,7 @@ from sshrec import cli
 from sshrec.commands.ship import seek_writer
 
 pytestmark = pytest.mark.s3
-DAY = 86400.0
+HOST = os.uname().nodename  # what the recorder writes in `host`, and what indexing here calls this host
 
 
 def config(tmp_path: Path, home: str, db: str, bucket: str, server: S3Server, **extra: Any) -> Path:
@@ -42,7 +42,7 @@ def make_session(home: str, output: Any = None, **fields: Any) -> Any:
     """A finished session whose record carries its cast's SHA-256, as a recorder leaves it."""
     import hashlib
 
-    record = index_support.make_session(home, output, **fields)
+    record = index_support.make_session(home, output, **{"host": HOST, **fields})
     digest = hashlib.sha256(Path(cast_path(home, record.id)).read_bytes()).hexdigest()
     index_support.rewrite_record(home, record, sha256=digest)
     return record
@@ -80,8 +80,8 @@ def test_ship_verifies_marks_and_is_idempotent_then_the_store_serves_cat_verify_
     summary = json.loads(out)
     assert summary["shipped"] == 2 and summary["verified_by"] == {"sha256-checksum": 2}
     store = fleet["store"]
-    stem = keys.session_stem("fleet", "bastion", a.id)
-    assert stem == f"fleet/bastion/2024/05/01/{a.id}"
+    stem = keys.session_stem("fleet", HOST, a.id)
+    assert stem == f"fleet/{keys.host_part(HOST)}/2024/05/01/{a.id}"
     for suffix in (".cast", ".seek.json", ".json"):
         assert store.stat(stem + suffix) is not None
     before = versions(fleet["server"], fleet["bucket"])
@@ -99,7 +99,7 @@ def test_ship_verifies_marks_and_is_idempotent_then_the_store_serves_cat_verify_
     status, out, _ = run_cli(capsys, "ls", "--json")
     rows = json.loads(out)
     assert {r["id"] for r in rows} == {a.id, b.id}
-    assert all(r["path"].startswith(f"s3://{fleet['bucket']}/fleet/bastion/") for r in rows)
+    assert all(r["path"].startswith(f"s3://{fleet['bucket']}/fleet/{keys.host_part(HOST)}/") for r in rows)
     status, out, _ = run_cli(capsys, "search", "store", "--json")
     assert [r["id"] for r in json.loads(out)] == [a.id]
     status, out, err = run_cli(capsys, "cat", a.id)
@@ -119,7 +119,7 @@ def test_seek_in_a_stored_recording_reads_ranges_not_the_whole_object(fleet: dic
     engine = open_index(fleet["db"])
     index.sync(engine, [fleet["home"]])
     assert ship.ship(engine, fleet["store"], seek_writer=seek_writer).shipped == 1
-    blob = fleet["store"].blob(keys.session_key("fleet", "bastion", record.id))
+    blob = fleet["store"].blob(keys.session_key("fleet", HOST, record.id))
     size = blob.stat().size
     seek = seekindex.load_stored(blob, use_cache=False)  # the shipped one: a single small GET
     assert seek.file_size == size and seek.checkpoints
@@ -137,7 +137,7 @@ def test_seek_in_a_stored_recording_reads_ranges_not_the_whole_object(fleet: dic
 def test_multipart_upload_of_a_large_cast_and_a_stale_upload_is_aborted(fleet: dict[str, Any]) -> None:
     chunk = "y" * 4000
     record = make_session(fleet["home"], cast=cast_text([(i * 0.001, "o", chunk) for i in range(4600)]))
-    key = keys.session_key("fleet", "bastion", record.id)
+    key = keys.session_key("fleet", HOST, record.id)
     client = fleet["server"].client()
     client.create_multipart_upload(Bucket=fleet["bucket"], Key=key)  # what a crash mid-upload leaves
     engine = open_index(fleet["db"])
@@ -183,7 +183,7 @@ def test_a_changed_object_fails_verify(fleet: dict[str, Any]) -> None:
     engine = open_index(fleet["db"])
     index.sync(engine, [fleet["home"]])
     ship.ship(engine, fleet["store"], keep_local=0)
-    key = keys.session_key("fleet", "bastion", record.id)
+    key = keys.session_key("fleet", HOST, record.id)
     blob = fleet["store"].blob(key)
     assert verify_stored(blob)[0].ok
     tampered = blob.read().replace(b"original", b"0riginal")
@@ -204,17 +204,17 @@ def test_holds_keep_sessions_from_retention_and_the_store_enforces_them(
     ship.ship(engine, store, keep_local=0)
     placed, notes = holds.place(engine, [old[0].id], "case 4711", "auditor", store)
     assert placed[0].store_lock and not notes
-    held_key = keys.session_key("fleet", "bastion", old[0].id)
+    held_key = keys.session_key("fleet", HOST, old[0].id)
     version = s3_env.client().head_object(Bucket=bucket, Key=held_key)["VersionId"]
     with pytest.raises(Exception, match="AccessDenied|Access Denied"):
         s3_env.client().delete_object(Bucket=bucket, Key=held_key, VersionId=version)
     dry = retention.apply(engine, retention.parse_age("365d"), "policy", "test", store, dry_run=True)
     assert sorted(dry.deleted) == sorted(o.id for o in old[1:]) and dry.held == [old[0].id]
-    assert store.stat(keys.session_key("fleet", "bastion", old[1].id)) is not None
+    assert store.stat(keys.session_key("fleet", HOST, old[1].id)) is not None
     report = retention.apply(engine, retention.parse_age("365d"), "policy", "test", store)
     assert sorted(report.deleted) == sorted(o.id for o in old[1:]) and not report.failed
     for gone in old[1:]:
-        assert store.stat(keys.session_key("fleet", "bastion", gone.id)) is None
+        assert store.stat(keys.session_key("fleet", HOST, gone.id)) is None
     with engine.connect() as connection:
         logged = connection.execute(sa.select(deletions.c.session_id, deletions.c.log_key)).all()
     assert sorted(r[0] for r in logged) == sorted(o.id for o in old[1:])
@@ -248,7 +248,7 @@ def test_rebuild_from_the_bucket_alone(fleet: dict[str, Any], tmp_path: Path) ->
     from sshrec.player.query import Filters, SearchText, list_sessions, search_sessions
 
     with fresh.connect() as connection:
-        rows = list_sessions(connection, Filters(host="bastion")).items
+        rows = list_sessions(connection, Filters(host=HOST)).items
         found = search_sessions(connection, SearchText.parse("needle3", False), Filters()).items
     assert {r["id"] for r in rows} == {s.id for s in sessions}
     assert [r["id"] for r in found] == [sessions[3].id]
@@ -282,8 +282,29 @@ def test_the_collector_ships_each_session_it_indexes(fleet: dict[str, Any]) -> N
     settings = load_settings()
     collector = Collector(fleet["home"], "/nonexistent.sock", fleet["db"], ship=shipper(settings))
     collector.index(record_path(fleet["home"], record.id))
-    assert fleet["store"].stat(keys.session_key("fleet", "bastion", record.id, keys.RECORD)) is not None
+    assert fleet["store"].stat(keys.session_key("fleet", HOST, record.id, keys.RECORD)) is not None
     collector.engine.dispose()  # type: ignore[union-attr]
+
+
+def test_hold_retention_and_rebuild_commands(fleet: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    old = [make_session(fleet["home"], start=1_600_000_000.0 + n) for n in range(2)]
+    assert run_cli(capsys, "ship", "--quiet")[0] == 0
+    status, out, err = run_cli(capsys, "hold", old[0].id, "--reason", "case 9", "--json")
+    assert status == 0 and json.loads(out)[0]["session_id"] == old[0].id
+    assert "no object lock" in err  # a SeaweedFS bucket made without it: said, not hidden
+    status, out, _ = run_cli(capsys, "hold", "--list", "--json")
+    assert [h["reason"] for h in json.loads(out)] == ["case 9"]
+    status, out, _ = run_cli(capsys, "retention", "--older-than", "365d", "--dry-run", "--json")
+    dry = json.loads(out)
+    assert dry["deleted"] == [old[1].id] and dry["held"] == [old[0].id] and dry["dry_run"]
+    status, out, err = run_cli(capsys, "retention", "--older-than", "1y")
+    assert status == 0 and out.strip() == f"deleted {old[1].id}", err
+    status, out, err = run_cli(capsys, "index", "--rebuild", "--json")
+    assert status == 0, err
+    assert json.loads(out)["new"] == 1  # the held one (bucket, then spool); the deleted one stays gone
+    status, out, _ = run_cli(capsys, "hold", "--release", old[0].id, "--reason", "closed", "--json")
+    assert json.loads(out)[0]["released_by"]
+    assert run_cli(capsys, "retention", "--older-than", "bogus")[0] == 2
 
 
 # -- many hosts, one PostgreSQL index ----------------------------------------------------------
