@@ -31,7 +31,7 @@ import sqlalchemy as sa
 
 from .db import ensure_schema, writing
 from .entry import cast_path_for, lock_path_for
-from .index import this_host
+from .index import SQL_CHUNK, this_host
 from .record import iso_utc
 from .spool import recorder_alive_at
 from .storage import AccessRefused, StorageError, Store, StoreUnreachable
@@ -93,10 +93,12 @@ def candidates(engine: sa.Engine, host: str, ids: Iterable[str] | None = None) -
 
 def held_ids(connection: sa.Connection, ids: list[str]) -> set[str]:
     """Those of ``ids`` under an unreleased legal hold."""
-    if not ids:
-        return set()
-    query = sa.select(holds.c.session_id).where(holds.c.session_id.in_(ids), holds.c.released_at.is_(None))
-    return set(connection.execute(query).scalars())
+    found: set[str] = set()
+    for start in range(0, len(ids), SQL_CHUNK):
+        part = ids[start : start + SQL_CHUNK]
+        query = sa.select(holds.c.session_id).where(holds.c.session_id.in_(part), holds.c.released_at.is_(None))
+        found.update(connection.execute(query).scalars())
+    return found
 
 
 def file_digest(path: str) -> tuple[str, int]:
