@@ -307,6 +307,22 @@ def test_hold_retention_and_rebuild_commands(fleet: dict[str, Any], capsys: pyte
     assert run_cli(capsys, "retention", "--older-than", "bogus")[0] == 2
 
 
+def test_a_local_folder_store_works_the_same(tmp_path: Path, home: str) -> None:
+    store = open_store(f"file://{tmp_path}/archive")
+    record = make_session(home, [(0.5, "archived on a mount\r\n")])
+    engine = open_index(f"sqlite:///{tmp_path}/index.db")
+    index.sync(engine, [home])
+    report = ship.ship(engine, store, keep_local=0, seek_writer=seek_writer)
+    assert report.shipped == 1 and report.verified_by == {"download": 1} and report.removed_local == 1
+    blob = store.blob(keys.session_key("", HOST, record.id))
+    assert verify_stored(blob)[0].ok
+    assert seekindex.load_stored(blob, use_cache=False).file_size == blob.stat().size
+    fresh = open_index(f"sqlite:///{tmp_path}/rebuilt.db")
+    assert index.rebuild(fresh, [], store=store).new == 1
+    engine.dispose()
+    fresh.dispose()
+
+
 # -- many hosts, one PostgreSQL index ----------------------------------------------------------
 
 
