@@ -23,8 +23,10 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -38,6 +40,7 @@ from .storage import AccessRefused, StorageError, Store, StoreUnreachable
 from .storage import keys as k
 from .tables import holds, index_state, parse_timestamp, sessions, shipments
 
+SESSIONS_AT_ONCE = 4
 INTERRUPTED_QUIET_S = 300  # an interrupted session (recorder gone) ships once its cast is this still
 SeekWriter = Callable[[str, str], None]  # (cast path, output path): writes the seek index JSON
 
@@ -56,6 +59,14 @@ class ShipReport:
     failed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    def merge(self, other: ShipReport) -> None:
+        for name in ("shipped", "already", "bytes", "objects", "removed_local", "pending"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for how, count in other.verified_by.items():
+            self.verified_by[how] = self.verified_by.get(how, 0) + count
+        self.failed.extend(other.failed)
+        self.warnings.extend(other.warnings)
 
     def summary(self) -> str:
         parts = [f"{self.shipped} shipped ({self.bytes / 1e6:.1f} MB)", f"{self.already} already there"]
@@ -123,21 +134,37 @@ class Shipper:
         self._lock_checked: bool | None = None
 
     def run(self, report: ShipReport, ids: Iterable[str] | None = None) -> None:
+        """Ship the candidates, SESSIONS_AT_ONCE at a time (hashing, the seek index and the
+        requests of one overlap another's); the store down or refusing: stop, say it once."""
         todo = candidates(self.engine, self.host, ids)
         with self.engine.connect() as connection:
             held = held_ids(connection, [c.session_id for c in todo]) if todo else set()
-        for number, candidate in enumerate(todo):
-            try:
-                self.ship_one(candidate, candidate.session_id in held, report)
-            except (StoreUnreachable, AccessRefused) as exc:  # every other session would fail the same way
-                report.failed.append(str(exc))
-                report.pending = len(todo) - number
-                return
-            except StorageError as exc:
-                report.failed.append(f"{candidate.session_id}: {exc}")
-            except OSError as exc:
-                where = exc.filename or candidate.json_path
-                report.failed.append(f"{where}: {exc.strerror} (left in the spool)")
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def one(candidate: Candidate) -> None:
+            part = ShipReport()
+            if stop.is_set():
+                part.pending = 1
+            else:
+                try:
+                    self.ship_one(candidate, candidate.session_id in held, part)
+                except (StoreUnreachable, AccessRefused) as exc:  # every other session would fail the same way
+                    part.pending = 1
+                    with lock:
+                        if not stop.is_set():
+                            part.failed.append(str(exc))
+                        stop.set()
+                except StorageError as exc:
+                    part.failed.append(f"{candidate.session_id}: {exc}")
+                except OSError as exc:
+                    where = exc.filename or candidate.json_path
+                    part.failed.append(f"{where}: {exc.strerror} (left in the spool)")
+            with lock:
+                report.merge(part)
+
+        with ThreadPoolExecutor(SESSIONS_AT_ONCE, thread_name_prefix="sshrec-ship") as pool:
+            list(pool.map(one, todo))
 
     def ship_one(self, candidate: Candidate, held: bool, report: ShipReport) -> None:
         json_path = candidate.json_path
