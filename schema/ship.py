@@ -217,7 +217,7 @@ class Shipper:
                                    "recorded?); shipped as it is, sshrec verify will say so")
         how = methods.get(k.CAST, methods[k.RECORD])
         report.verified_by[how] = report.verified_by.get(how, 0) + 1
-        self._mark(candidate, objects, digests, how)
+        self._mark(candidate, objects, digests, how, held and self.store_locks())
         if set(methods.values()) == {"present"}:
             report.already += 1
         else:
@@ -241,7 +241,9 @@ class Shipper:
         return time.time() - changed > INTERRUPTED_QUIET_S
 
     def _mark(self, candidate: Candidate, objects: dict[str, str], digests: dict[str, tuple[str, int]],
-              how: str) -> None:
+              how: str, locked: bool) -> None:
+        """The session is in the store: its shipments row (and, for a session held before it was
+        shipped, the note that the store now enforces the hold)."""
         cast_sha, cast_size = digests.get(k.CAST, ("", 0))
         row = {
             "session_id": candidate.session_id, "host": self.host, "store": self.store.url,
@@ -252,6 +254,9 @@ class Shipper:
         with writing(self.engine) as connection:
             connection.execute(sa.delete(shipments).where(shipments.c.session_id == candidate.session_id))
             connection.execute(sa.insert(shipments), [row])
+            if locked:
+                connection.execute(sa.update(holds).where(holds.c.session_id == candidate.session_id,
+                                                          holds.c.released_at.is_(None)).values(store_lock=True))
 
     def remove_local(self, keep_days: int, report: ShipReport, now: float | None = None) -> None:
         """Remove local copies of shipped sessions that ended ``keep_days`` ago or more."""
