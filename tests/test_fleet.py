@@ -18,7 +18,7 @@ from s3_support import S3Server
 from sshrec.player import seekindex
 from sshrec.player.verify import verify_stored
 from sshrec.schema import holds, index, retention, ship
-from sshrec.schema.db import open_index
+from sshrec.schema.db import open_index, writing
 from sshrec.schema.spool import cast_path, record_path
 from sshrec.schema.storage import keys, open_store
 from sshrec.schema.tables import deletions, shipments
@@ -110,6 +110,21 @@ def test_ship_verifies_marks_and_is_idempotent_then_the_store_serves_cat_verify_
     assert status == 0, err
     status, out, err = run_cli(capsys, "verify", str(tmp_path / "case"))
     assert status == 0, err
+    engine.dispose()
+
+
+def test_a_crash_after_upload_before_marking_sends_nothing_twice(fleet: dict[str, Any]) -> None:
+    sessions = [make_session(fleet["home"], start=1_714_557_600.0 + n) for n in range(3)]
+    engine = open_index(fleet["db"])
+    index.sync(engine, [fleet["home"]])
+    assert ship.ship(engine, fleet["store"]).shipped == 3
+    before = versions(fleet["server"], fleet["bucket"])
+    with writing(engine) as connection:  # as if the shipper died before marking them
+        connection.execute(sa.delete(shipments))
+    again = ship.ship(engine, fleet["store"])
+    assert again.already == 3 and again.shipped == 0 and again.verified_by == {"present": 3}
+    assert versions(fleet["server"], fleet["bucket"]) == before
+    assert len(ship.candidates(engine, HOST)) == 0 and sessions
     engine.dispose()
 
 
