@@ -36,7 +36,7 @@ from .entry import cast_path_for, lock_path_for
 from .index import SQL_CHUNK, this_host
 from .record import iso_utc
 from .spool import recorder_alive_at
-from .storage import AccessRefused, StorageError, Store, StoreUnreachable
+from .storage import StorageError, Store, StoreUnreachable, StoreUnusable
 from .storage import keys as k
 from .tables import holds, index_state, parse_timestamp, sessions, shipments
 
@@ -149,7 +149,7 @@ class Shipper:
             else:
                 try:
                     self.ship_one(candidate, candidate.session_id in held, part)
-                except (StoreUnreachable, AccessRefused) as exc:  # every other session would fail the same way
+                except (StoreUnreachable, StoreUnusable) as exc:  # every other session would fail the same way
                     part.pending = 1
                     with lock:
                         if not stop.is_set():

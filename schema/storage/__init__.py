@@ -15,8 +15,9 @@ Entry points (the player, ``sshrec ship``, retention and the TUI use only these)
 - :mod:`.keys`: the stable key of each file of a session
   (``PREFIX/HOST/YYYY/MM/DD/ID.cast``, ``.json``, ``.chain``, ``.seek.json``).
 
-Errors are :class:`StorageError` (with :class:`StoreUnreachable` and :class:`AccessRefused`
-for the two a caller treats differently); their messages name the store and the fix.
+Errors are :class:`StorageError`; :class:`StoreUnreachable` (try again later) and
+:class:`StoreUnusable` (fix the config: no such bucket, or :class:`AccessRefused`, the
+credentials) are the ones a caller treats differently. Messages name the store and the fix.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .base import (
     StorageError,
     Store,
     StoreUnreachable,
+    StoreUnusable,
     open_source,
     open_text,
     source_name,
@@ -48,5 +50,5 @@ def open_store(url: str, endpoint_url: str | None = None) -> Store:
     raise StorageError(f"{url!r} is not a storage URL: use s3://BUCKET/PREFIX or file:///DIRECTORY")
 
 
-__all__ = ["AccessRefused", "Blob", "ObjectInfo", "Store", "StorageError", "StoreUnreachable", "open_source",
-           "open_store", "open_text", "source_name", "source_size"]
+__all__ = ["AccessRefused", "Blob", "ObjectInfo", "Store", "StorageError", "StoreUnreachable", "StoreUnusable",
+           "open_source", "open_store", "open_text", "source_name", "source_size"]

@@ -21,7 +21,11 @@ class StoreUnreachable(StorageError):
     """The store did not answer (network, server down): try again later, nothing is lost."""
 
 
-class AccessRefused(StorageError):
+class StoreUnusable(StorageError):
+    """The store cannot be used at all as configured (no such bucket): fix the config."""
+
+
+class AccessRefused(StoreUnusable):
     """The store refused the credentials or the request (wrong keys, no permission)."""
 
 

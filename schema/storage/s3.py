@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, TypeVar
 
-from .base import AccessRefused, ObjectInfo, StorageError, Store, StoreUnreachable, sha256_of
+from .base import AccessRefused, ObjectInfo, StorageError, Store, StoreUnreachable, StoreUnusable, sha256_of
 
 MULTIPART_THRESHOLD = 16 << 20
 PART_SIZE = 16 << 20
@@ -103,7 +103,7 @@ class S3Store(Store):
                 f"({code}: {message}); check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or "
                 "the profile) and that they may read and write this bucket")
         if code == "NoSuchBucket":
-            return StorageError(f"bucket {self.bucket!r} does not exist at {self.where()}: create it, or fix "
+            return StoreUnusable(f"bucket {self.bucket!r} does not exist at {self.where()}: create it, or fix "
                                 "storage = \"s3://BUCKET/PREFIX\" in the config")
         if code in _TRANSIENT:
             return StoreUnreachable(f"the store {self.where()} is not answering ({code}: {message}); "
