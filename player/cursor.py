@@ -4,7 +4,8 @@
 also starts in the middle (after a seek, from a point the seek index knows the absolute time
 and line number of) and waits at the end of a file that is still growing (``--follow``).
 Both need the byte offset of every event, so this reads lines from a binary file itself and
-decodes each one with the shared codec.
+decodes each one with the shared codec. A recording is a local path or a stored object
+(:class:`~sshrec.schema.storage.Blob`): the same code reads both, an object by ranged reads.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 
 from sshrec.schema.asciicast import CastError, CastHeader, parse_event, parse_header
+from sshrec.schema.storage import Blob, open_source, source_name, source_size
 
 
 class CursorEvent:
@@ -31,9 +33,10 @@ class CursorEvent:
         return f"CursorEvent({self.time!r}, {self.code!r}, {self.data!r}, @{self.offset})"
 
 
-def read_header(path: str) -> tuple[CastHeader, int]:
+def read_header(source: str | Blob) -> tuple[CastHeader, int]:
     """The header and the offset of the first event line."""
-    with open(path, "rb") as handle:
+    path = source_name(source)
+    with open_source(source) as handle:
         first = handle.readline(4 << 20)
     if not first.strip():
         raise CastError(path, 1, "file is empty (no asciicast header)")
@@ -46,10 +49,11 @@ class EventCursor:
     """Events from ``offset`` on. ``time`` is the absolute time just before that offset and
     ``line`` its 1-based line number (both known from the start of the file or a seek index)."""
 
-    def __init__(self, path: str, version: int, offset: int, time: float = 0.0, line: int = 2) -> None:
-        self.path = path
+    def __init__(self, source: str | Blob, version: int, offset: int, time: float = 0.0, line: int = 2) -> None:
+        self.source = source
+        self.path = source_name(source)
         self.relative = version == 3
-        self._handle = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._handle = open_source(source)
         self._handle.seek(offset)
         self.offset = offset  # where the next complete line starts
         self.time = time
@@ -66,6 +70,8 @@ class EventCursor:
         self.close()
 
     def size(self) -> int:
+        if isinstance(self.source, Blob):
+            return source_size(self.source)
         return os.fstat(self._handle.fileno()).st_size
 
     def next(self) -> CursorEvent | None:

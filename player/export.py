@@ -38,6 +38,7 @@ from typing import Any
 
 from sshrec.schema.asciicast import CastError, CastHeader, parse_header
 from sshrec.schema.record import iso_utc
+from sshrec.schema.storage import Blob, StorageError, open_source
 
 from .cursor import EventCursor, read_header
 from .transcript import transcript
@@ -56,13 +57,13 @@ class ExportError(Exception):
 class Source:
     """One session to export: its record (a dict with the contract's field names) and cast."""
 
-    def __init__(self, record: dict[str, object], cast_path: str) -> None:
+    def __init__(self, record: dict[str, object], cast_path: str | Blob) -> None:
         self.record = record
         self.cast_path = cast_path
 
     @property
     def name(self) -> str:
-        return str(self.record.get("id") or os.path.splitext(os.path.basename(self.cast_path))[0])
+        return str(self.record.get("id") or os.path.splitext(os.path.basename(str(self.cast_path)))[0])
 
 
 def sources_for(rows: Iterable[dict[str, object]], settings: Any) -> list[Source]:
@@ -78,17 +79,21 @@ def sources_for(rows: Iterable[dict[str, object]], settings: Any) -> list[Source
     return sources
 
 
-def record_for(cast_path: str) -> dict[str, object]:
+def record_for(cast_path: str | Blob) -> dict[str, object]:
     """The authoritative record of a cast: ``<id>.json`` beside it (written at the end), else
     the header's copy (written at the start), else a bare one named after the file."""
-    stem = cast_path[:-5] if cast_path.endswith(".cast") else cast_path
+    name = str(cast_path)
+    stem = name[:-5] if name.endswith(".cast") else name
     try:
-        with open(stem + ".json", encoding="utf-8") as handle:
-            data = json.load(handle)
+        if isinstance(cast_path, Blob):
+            data = json.loads(cast_path.sibling(".json").read())
+        else:
+            with open(stem + ".json", encoding="utf-8") as handle:
+                data = json.load(handle)
         if isinstance(data, dict) and data.get("id"):
             return data
-    except (OSError, ValueError):
-        pass
+    except (OSError, ValueError, StorageError):
+        pass  # the header's copy still serves
     header, _ = read_header(cast_path)
     if header.sshrec and header.sshrec.get("id"):
         return dict(header.sshrec)
@@ -164,12 +169,13 @@ def _copy_cast(source: Source, out: Writer, version: int) -> dict[str, object]:
     """Header with the full record, then the events (verbatim, or with times converted).
     Returns what the manifest says about the source."""
     src_hash = hashlib.sha256()
-    with open(source.cast_path, "rb") as handle:
+    name = str(source.cast_path)
+    with open_source(source.cast_path) as handle:
         first = handle.readline(4 << 20)
         src_hash.update(first)
         if not first.endswith(b"\n"):
-            raise CastError(source.cast_path, 1, "header line is incomplete")
-        header = parse_header(source.cast_path, first.decode("utf-8", "replace"))
+            raise CastError(name, 1, "header line is incomplete")
+        header = parse_header(name, first.decode("utf-8", "replace"))
         verbatim = header.version == version
         head_line = _export_header(header, source.record, version, first.rstrip(b"\n") if verbatim else None)
         out.write(head_line)
@@ -187,7 +193,7 @@ def _copy_cast(source: Source, out: Writer, version: int) -> dict[str, object]:
     digest = src_hash.hexdigest()
     recorded = source.record.get("sha256")
     check = "no digest" if not recorded else ("ok" if recorded == digest else "mismatch")
-    info: dict[str, object] = {"path": source.cast_path, "sha256": digest, "source_check": check,
+    info: dict[str, object] = {"path": name, "sha256": digest, "source_check": check,
                                "version": header.version}
     if tail:
         info["dropped_tail_bytes"] = len(tail)
@@ -243,7 +249,7 @@ def _write_text(source: Source, out: Writer) -> dict[str, object]:
     digest = _sha256_file(source.cast_path)
     recorded = record.get("sha256")
     check = "no digest" if not recorded else ("ok" if recorded == digest else "mismatch")
-    return {"path": source.cast_path, "sha256": digest, "source_check": check, "version": header.version}
+    return {"path": str(source.cast_path), "sha256": digest, "source_check": check, "version": header.version}
 
 
 def _safe(text: str) -> str:
@@ -275,9 +281,9 @@ def _epoch(text: str) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def _sha256_file(path: str) -> str:
+def _sha256_file(path: str | Blob) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_source(path) as handle:
         while block := handle.read(READ_SIZE):
             digest.update(block)
     return digest.hexdigest()

@@ -20,6 +20,7 @@ import threading
 import time
 
 from sshrec.schema.asciicast import CastError, CastHeader
+from sshrec.schema.storage import Blob, StorageError
 
 from . import seekindex
 from .cursor import CursorEvent, EventCursor, read_header
@@ -67,7 +68,7 @@ def render_until(cursor: EventCursor, target: float, sanitizer: Sanitizer | None
 class Player:
     """Plays ``path`` on ``out_fd``, reading keys from ``terminal`` (if it has any)."""
 
-    def __init__(self, path: str, options: PlayOptions, out_fd: int, terminal: Terminal,
+    def __init__(self, path: str | Blob, options: PlayOptions, out_fd: int, terminal: Terminal,
                  header: CastHeader, first_offset: int) -> None:
         self.path = path
         self.options = options
@@ -171,14 +172,14 @@ class Player:
 
     def _build_index(self) -> None:
         try:
-            self._index = seekindex.load_or_build(self.path, self.options.use_cache)
-        except (OSError, ValueError) as exc:
+            self._index = seekindex.load_for(self.path, self.options.use_cache)
+        except (OSError, ValueError, StorageError) as exc:
             self._index_error = exc
 
     def index(self) -> seekindex.SeekIndex | None:
         if self.options.follow:  # the file grows: extend the index to what is there now
             try:
-                self._index = seekindex.load_or_build(self.path, self.options.use_cache)
+                self._index = seekindex.load_for(self.path, self.options.use_cache)
             except (OSError, ValueError) as exc:
                 self._index_error = exc
             return self._index
@@ -312,13 +313,15 @@ class Player:
         return False
 
 
-def recording_finished(path: str) -> bool:
+def recording_finished(path: str | Blob) -> bool:
     """Whether a spool recording is over: its record says so, or its recorder no longer holds
     the lock. A file with neither beside it (not in a spool) is followed until ``q``."""
     import json
 
     from sshrec.schema.spool import recorder_alive_at
 
+    if isinstance(path, Blob):
+        return True  # a stored recording is finished (only finished ones are shipped)
     stem = path[: -len(".cast")] if path.endswith(".cast") else path
     try:
         with open(stem + ".json", encoding="utf-8") as handle:
@@ -372,7 +375,7 @@ def is_pipe_recording(header: CastHeader) -> bool:
     return record.get("mode") in ("pipe", "sftp")
 
 
-def play(path: str, options: PlayOptions, in_fd: int = 0, out_fd: int = 1) -> int:
+def play(path: str | Blob, options: PlayOptions, in_fd: int = 0, out_fd: int = 1) -> int:
     """Play ``path``; returns the exit status. Raises CastError/OSError for the caller to report."""
     header, first_offset = read_header(path)
     warning = size_warning(header, size(out_fd))

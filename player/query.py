@@ -57,6 +57,7 @@ class Filters:
     connection: str | None = None
     file: str | None = None
     typed: str | None = None
+    host: str | None = None
     limit: int = DEFAULT_LIMIT
 
 
@@ -154,6 +155,8 @@ def conditions(filters: Filters, connection: sa.Connection) -> list[sa.ColumnEle
         where.append(_reached("dest", _text_filter(session_targets.c.value, filters.destination)))
     if filters.file:
         where.append(_reached("file", _glob_filter(session_targets.c.value, filters.file)))
+    if filters.host:
+        where.append(_text_filter(c.host, filters.host))
     if filters.client:
         where.append(_text_filter(c.client_addr, filters.client))
     if filters.since:
@@ -457,12 +460,13 @@ QUERY_FIELDS: tuple[QueryField, ...] = (
     QueryField(("file",), "file", str, "a path a transfer read or wrote; * and ? as in the shell"),
     QueryField(("conn", "connection"), "connection", str, "the SSH connection id (sessions of one connection)"),
     QueryField(("typed",), "typed", str, "a command run in the session contains this text (any case)"),
+    QueryField(("host",), "host", str, "the host that recorded it (a fleet index); web-* for a prefix"),
     QueryField(("limit",), "limit", parse_limit, "at most N sessions (0: all)"),
 )
 _FIELD_BY_NAME = {name: f for f in QUERY_FIELDS for name in f.names}
 # The options of `sshrec ls`/`search` that are filters: named like the Filters attributes.
 FILTER_OPTIONS = ("user", "key", "command", "destination", "client", "since", "until", "status", "exit", "mode",
-                  "connection", "file", "typed")
+                  "connection", "file", "typed", "host")
 _TOKEN = re.compile(
     r"""\s*(?:(?P<name>[A-Za-z_]+)(?P<sep>[:=])(?P<value>"[^"]*"?|'[^']*'?|\S*)"""
     r"""|(?P<quoted>"[^"]*"?|'[^']*'?)|(?P<word>\S+))"""
@@ -508,7 +512,7 @@ def build_filters(values: dict[str, str | None], limit: int = DEFAULT_LIMIT) -> 
 _EXAMPLES = {"user": "alice", "key": "SHA256:nThb", "command": "'rm -rf'", "destination": "db-1:5432",
              "client": "10.0.*", "since": "2d", "until": "2024-05-01", "exit": "nonzero",
              "status": "interrupted", "mode": "pty", "file": "/etc/passwd", "connection": "01J...",
-             "typed": "sudo",
+             "typed": "sudo", "host": "bastion-1",
              "limit": "100"}
 
 

@@ -14,6 +14,7 @@ import threading
 import time
 
 from sshrec.schema.asciicast import CastHeader
+from sshrec.schema.storage import Blob
 
 from . import seekindex
 from .cursor import CursorEvent, EventCursor, read_header
@@ -26,7 +27,7 @@ SEEK_QUIET = 0.3  # seconds the keyframe pass waits after a seek
 class Replay:
     """``path`` replayed; ``position`` is the recording time the screen shows."""
 
-    def __init__(self, path: str, use_cache: bool = True) -> None:
+    def __init__(self, path: str | Blob, use_cache: bool = True) -> None:
         self.path = path
         self.use_cache = use_cache
         self.header: CastHeader
@@ -45,7 +46,7 @@ class Replay:
     # -- the seek index (built off the UI thread) --------------------------------------------
 
     def load_index(self) -> seekindex.SeekIndex:
-        index = seekindex.load_or_build(self.path, self.use_cache)
+        index = seekindex.load_for(self.path, self.use_cache)
         with self._lock:
             self.index = index
         return index
@@ -55,7 +56,7 @@ class Replay:
         index = self.index or self.load_index()
         done = seekindex.add_keyframes(self.path, index, stop.is_set if stop else None, wait=self._busy)
         if self.use_cache:
-            seekindex.save(index, self.path)
+            seekindex.save_for(index, self.path)
         return done
 
     def _busy(self) -> bool:

@@ -30,6 +30,10 @@ next full redraw; a shell's scrolling output is right. Terminal modes set before
 point (scroll regions, character sets, the alternate screen for a reset inside it) are not
 replayed, and returning from the alternate screen after a seek shows the main screen as the
 player left it. A reset written across two events is not seen (the seek replays more).
+
+A recording in object storage has its seek index shipped beside it (``ID.seek.json``, written
+by :func:`write_for_shipping`), so seeking in it is a few ranged reads (:func:`load_for`);
+without one it is built once from a download and cached.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from sshrec.schema.asciicast import CastError
+from sshrec.schema.storage import Blob, open_source
 
 from .cursor import EventCursor, read_header
 
@@ -370,12 +375,12 @@ def _scan_v3(path: str, index: SeekIndex, mm: mmap.mmap, start: int, end: int,
     index.end_time = total
 
 
-def open_at(path: str, index: SeekIndex, plan: SeekPlan) -> EventCursor:
+def open_at(path: str | Blob, index: SeekIndex, plan: SeekPlan) -> EventCursor:
     """A cursor positioned on the plan's first event line. A v3 cursor adds each event's
     interval to its running time, so it starts at that event's time minus its interval."""
     before = plan.time
     if index.version == 3 and plan.offset > index.header_end:
-        with open(path, "rb") as handle:
+        with open_source(path) as handle:
             handle.seek(plan.offset)
             head = _head(handle.readline())
         before -= head[0] if head else 0.0
@@ -429,14 +434,9 @@ def save(index: SeekIndex, path: str) -> None:
     """Keep the index for next time; a cache we cannot write is not an error."""
     try:
         target = cache_path(path)
-        os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
-        tmp = f"{target}.tmp.{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # marker labels are private
-        with open(fd, "w", encoding="utf-8") as handle:
-            json.dump(index.to_json(), handle, separators=(",", ":"))
-        os.replace(tmp, target)
     except OSError:
-        pass
+        return
+    _save_json(index, target)
 
 
 def load_or_build(path: str, use_cache: bool = True) -> SeekIndex:
@@ -460,7 +460,7 @@ def load_or_build(path: str, use_cache: bool = True) -> SeekIndex:
 # -- keyframes -------------------------------------------------------------------------------
 
 
-def add_keyframes(path: str, index: SeekIndex, stop: Callable[[], bool] | None = None,
+def add_keyframes(path: str | Blob, index: SeekIndex, stop: Callable[[], bool] | None = None,
                   progress: Callable[[int], None] | None = None, wait: Callable[[], bool] | None = None
                   ) -> bool:
     """Play the file through the emulator up to what ``index`` covers, keeping a snapshot at
@@ -506,3 +506,86 @@ def add_keyframes(path: str, index: SeekIndex, stop: Callable[[], bool] | None =
                 if cols.isdigit() and rows.isdigit():
                     screen.resize(int(cols), int(rows))
     return True
+
+
+def load_for(source: str | Blob, use_cache: bool = True) -> SeekIndex:
+    """The index of a local recording (:func:`load_or_build`) or of a stored one (:func:`load_stored`)."""
+    if isinstance(source, Blob):
+        return load_stored(source, use_cache)
+    return load_or_build(source, use_cache)
+
+
+def save_for(index: SeekIndex, source: str | Blob) -> None:
+    """Keep the index (with its keyframes) of a local or a stored recording for next time."""
+    if not isinstance(source, Blob):
+        save(index, source)
+        return
+    info = source.stat()
+    if info is not None:
+        _save_json(index, _stored_cache_path(source.name, info.etag or info.sha256 or "", info.size))
+
+
+def _stored_cache_path(name: str, etag: str, size: int) -> str:
+    key = f"{name}\0{etag}\0{size}"
+    return os.path.join(cache_dir(), hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+
+
+def load_stored(blob: Blob, use_cache: bool = True) -> SeekIndex:
+    """A stored recording's index: from the local cache, else the one shipped beside it (one
+    small GET), else built from a download of the object (once; cached)."""
+    info = blob.stat()
+    if info is None:
+        raise FileNotFoundError(2, "no such object", blob.name)
+    cached = _stored_cache_path(blob.name, info.etag or info.sha256 or "", info.size)
+    if use_cache:
+        try:
+            with open(cached, encoding="utf-8") as handle:
+                return SeekIndex.from_json(json.load(handle))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    index = _shipped_index(blob, info.size)
+    if index is None:
+        import shutil
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(prefix="sshrec-seek-", suffix=".cast") as local:
+            with blob.open() as remote:
+                shutil.copyfileobj(remote, local, 1 << 20)
+            local.flush()
+            index = build(local.name)
+    if use_cache:
+        _save_json(index, cached)
+    return index
+
+
+def _shipped_index(blob: Blob, size: int) -> SeekIndex | None:
+    from sshrec.schema.storage import StorageError
+    from sshrec.schema.storage.keys import SEEK
+
+    try:
+        index = SeekIndex.from_json(json.loads(blob.sibling(SEEK).read()))
+    except (OSError, ValueError, KeyError, TypeError, StorageError):
+        return None
+    return index if index.file_size == size else None
+
+
+def _save_json(index: SeekIndex, target: str) -> None:
+    """Write atomically, 0600 (marker labels are private); a cache we cannot write is no error."""
+    try:
+        os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+        tmp = f"{target}.tmp.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8") as handle:
+            json.dump(index.to_json(), handle, separators=(",", ":"))
+        os.replace(tmp, target)
+    except OSError:
+        pass
+
+
+def write_for_shipping(cast_path: str, out_path: str) -> None:
+    """The seek index of a finished local recording, written to ``out_path`` to ship with it
+    (from the cache when it matches, else built; the cache is left as it was)."""
+    cached = _load(cast_path)
+    index = cached if cached is not None and _still_valid(cached, cast_path) == "same" else build(cast_path)
+    with open(out_path, "w", encoding="utf-8") as handle:
+        json.dump(index.to_json(), handle, separators=(",", ":"))

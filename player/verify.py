@@ -25,6 +25,7 @@ import json
 import os
 
 from sshrec.schema.asciicast import CastError, open_cast
+from sshrec.schema.storage import Blob
 
 from .export import BLOCK, MANIFEST, Hashes
 
@@ -324,7 +325,41 @@ def verify_spool_tree(directory: str) -> list[Finding]:
     return findings
 
 
-def verify_path(path: str) -> list[Finding]:
+def verify_stored(blob: Blob) -> list[Finding]:
+    """A recording in object storage: its cast, record and chain are read from the store (a
+    digest needs every byte) into a private folder and checked as a spool recording is; the
+    findings name the objects."""
+    import tempfile
+
+    from sshrec.schema.storage import StorageError
+
+    with tempfile.TemporaryDirectory(prefix="sshrec-verify-") as work:
+        stem = os.path.join(work, os.path.basename(blob.key)[: -len(".cast")])
+        try:
+            _download(blob, stem + ".cast")
+            for suffix in (".json", ".chain"):
+                if blob.sibling(suffix).stat() is not None:
+                    _download(blob.sibling(suffix), stem + suffix)
+        except StorageError as exc:
+            return [Finding(False, blob.name, str(exc))]
+        except FileNotFoundError:
+            return [Finding(False, blob.name, "missing from the store")]
+        finding = verify_recording(stem + ".cast")
+    finding.path = blob.name
+    finding.message = finding.message.replace(work + os.sep, "")
+    return [finding]
+
+
+def _download(blob: Blob, path: str) -> None:
+    import shutil
+
+    with blob.open() as remote, open(path, "wb") as local:
+        shutil.copyfileobj(remote, local, READ_SIZE)
+
+
+def verify_path(path: str | Blob) -> list[Finding]:
+    if isinstance(path, Blob):
+        return verify_stored(path)
     if os.path.isdir(path):
         if os.path.exists(os.path.join(path, MANIFEST)):
             return verify_export(path)

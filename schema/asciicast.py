@@ -331,11 +331,15 @@ class CastReader:
             yield Event(absolute, code, data)
 
 
-def open_cast(path: str, tolerate_partial_tail: bool = True) -> tuple[IO[str], CastReader]:
-    """Open ``path`` for reading; the caller closes the returned handle."""
-    handle = open(path, encoding="utf-8", errors="replace", newline="\n")  # noqa: SIM115
+def open_cast(path: Any, tolerate_partial_tail: bool = True) -> tuple[IO[str], CastReader]:
+    """Open ``path`` (a file, or a stored object: anything with ``open_text()``, see
+    :class:`sshrec.schema.storage.Blob`) for reading; the caller closes the returned handle."""
+    if isinstance(path, str):
+        handle = open(path, encoding="utf-8", errors="replace", newline="\n")  # noqa: SIM115
+    else:
+        handle = path.open_text()
     try:
-        return handle, CastReader(handle, path, tolerate_partial_tail)
+        return handle, CastReader(handle, str(path), tolerate_partial_tail)
     except BaseException:
         handle.close()
         raise

@@ -21,6 +21,7 @@ from .asciicast import CastError, open_cast
 from .record import SessionRecord, iso_utc, session_id_time
 from .screentext import Chunk, ScreenTextBuilder
 from .spool import recorder_alive_at
+from .storage import Blob
 
 INTERRUPTED_NOTE = (
     "interrupted: the recorder ended without finishing the record; "
@@ -61,6 +62,7 @@ class Entry:
     problem: str | None = None
     text_bytes: int = 0
     commands: list[tuple[float, str]] = field(default_factory=list)
+    host: str = ""  # the host whose spool it is in; "" for this one
 
 
 def file_sig(stat: os.stat_result | None) -> str:
@@ -159,9 +161,9 @@ def _claim_for_owner(record: SessionRecord, owner_uid: int) -> None:
     record.user, record.uid = owner, owner_uid
 
 
-def summarize_cast(path: str, sizes: bool, text: bool = True) -> CastSummary:
-    """Screen text of ``path`` (none when not ``text``: file transfer protocols); with ``sizes``
-    also the output/input byte counts."""
+def summarize_cast(path: str | Blob, sizes: bool, text: bool = True) -> CastSummary:
+    """Screen text of ``path`` (a file or a stored object; none when not ``text``: file transfer
+    protocols); with ``sizes`` also the output/input byte counts."""
     summary = CastSummary()
     builder = ScreenTextBuilder() if text else None
     try:
@@ -206,15 +208,17 @@ def sha256_file(path: str) -> str | None:
     return digest.hexdigest()
 
 
-def mark_interrupted(record: SessionRecord, summary: CastSummary, cast_path: str) -> None:
-    """Fill in what the recorder never wrote, from the cast alone."""
+def mark_interrupted(record: SessionRecord, summary: CastSummary, cast_path: str,
+                     digest: str | None = None) -> None:
+    """Fill in what the recorder never wrote, from the cast alone (``digest``: its SHA-256 when
+    already known, as for a stored cast)."""
     record.status = "interrupted"
     record.duration = round(summary.last_time, 6)
     start = _epoch(record.started_at) or session_id_time(record.id)
     record.ended_at = iso_utc(start + summary.last_time)
     record.bytes_out = record.bytes_out or summary.bytes_out
     record.bytes_in = record.bytes_in or summary.bytes_in
-    record.sha256 = sha256_file(cast_path)
+    record.sha256 = digest or sha256_file(cast_path)
     if INTERRUPTED_NOTE not in record.notes:
         record.notes.append(INTERRUPTED_NOTE)
 

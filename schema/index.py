@@ -4,6 +4,12 @@ Files are read and parsed (:mod:`.entry`) before any transaction starts; a trans
 writes rows, a batch at a time, so concurrent ``sshrec index --add`` processes wait for each
 other milliseconds, not seconds.
 
+Many hosts may share one index (a fleet on one PostgreSQL database): every row of
+``index_state`` names the host whose spool it came from, and a host's sync looks at, and
+removes, only its own rows; a session another host already indexed is never taken over.
+Sessions shipped to object storage (``shipments``) stay in the index when their local copy
+is removed; sessions retention deleted (``deletions``) are not indexed again.
+
 Two writers can race: ``sshrec index`` may read a record just before the recorder replaces
 it and write its (older) view after ``--add`` wrote the newer one. Every write therefore
 checks, inside its transaction, the modification time of the record version already
@@ -26,7 +32,18 @@ from .entry import command_text as make_command_text
 from .record import FIELD_NAMES, SessionRecord
 from .screentext import words
 from .spool import USERS, day_dirs, record_files_in, recorder_alive_at
-from .tables import index_state, screen_text, session_commands, session_targets, sessions, spool_dirs
+from .storage import Store
+from .tables import (
+    deletions,
+    holds,
+    index_state,
+    screen_text,
+    session_commands,
+    session_targets,
+    sessions,
+    shipments,
+    spool_dirs,
+)
 
 BATCH = 200  # records per write transaction
 SQL_CHUNK = 400  # ids per IN (...) list, well under every back end's parameter limit
@@ -64,6 +81,11 @@ class Report:
         return f"{', '.join(parts)} in {self.seconds:.2f} s"
 
 
+def this_host() -> str:
+    """The name rows indexed here carry (the same name the recorder writes in ``host``)."""
+    return os.uname().nodename
+
+
 def session_row(entry: Entry) -> dict[str, object]:
     record = entry.record.to_dict()
     row = {name: record[name] for name in FIELD_NAMES}
@@ -94,14 +116,27 @@ def _chunks(items: list[str], size: int = SQL_CHUNK) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def indexed_mtimes(connection: sa.Connection, ids: list[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
+def indexed_mtimes(connection: sa.Connection, ids: list[str]) -> dict[str, tuple[int, str]]:
+    """(record mtime, host) of the rows already indexed for ``ids``."""
+    found: dict[str, tuple[int, str]] = {}
     for part in _chunks(ids):
-        query = sa.select(index_state.c.session_id, index_state.c.json_mtime_ns).where(
+        query = sa.select(index_state.c.session_id, index_state.c.json_mtime_ns, index_state.c.host).where(
             index_state.c.session_id.in_(part)
         )
-        found.update({row[0]: row[1] for row in connection.execute(query)})
+        found.update({row[0]: (row[1], row[2]) for row in connection.execute(query)})
     return found
+
+
+def _ids_in(connection: sa.Connection, column: sa.Column[str], ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for part in _chunks(ids):
+        found.update(connection.execute(sa.select(column).where(column.in_(part))).scalars())
+    return found
+
+
+def deleted_ids(connection: sa.Connection, ids: list[str]) -> set[str]:
+    """Those of ``ids`` that retention deleted (never indexed again)."""
+    return _ids_in(connection, deletions.c.session_id, ids)
 
 
 def delete_sessions(connection: sa.Connection, ids: list[str]) -> None:
@@ -128,8 +163,12 @@ def insert_screen_text(connection: sa.Connection, rows: list[dict[str, object]])
         connection.execute(sa.insert(screen_text), rows)
 
 
-def write_entries(connection: sa.Connection, entries: list[Entry]) -> tuple[list[Entry], int, int]:
-    """Store ``entries`` in the caller's transaction; returns (the new ones, changed, skipped)."""
+def write_entries(connection: sa.Connection, entries: list[Entry],
+                  conflicts: list[str] | None = None) -> tuple[list[Entry], int, int]:
+    """Store ``entries`` in the caller's transaction; returns (the new ones, changed, skipped).
+
+    A session another host indexed, or one retention deleted, is skipped; ``conflicts`` gets
+    a message for each of the first kind (ids are unique across a fleet: it is a copy)."""
     if not entries:
         return [], 0, 0
     latest: dict[str, Entry] = {}
@@ -138,7 +177,17 @@ def write_entries(connection: sa.Connection, entries: list[Entry]) -> tuple[list
         if seen is None or entry.json_mtime_ns >= seen.json_mtime_ns:
             latest[entry.record.id] = entry
     known = indexed_mtimes(connection, list(latest))
-    fresh = [e for e in latest.values() if known.get(e.record.id, -1) <= e.json_mtime_ns]
+    gone = deleted_ids(connection, list(latest))
+    here = this_host()
+    fresh = []
+    for e in latest.values():
+        mtime, host = known.get(e.record.id, (-1, e.host or here))
+        if host and host != (e.host or here):
+            if conflicts is not None:
+                conflicts.append(f"{e.json_path}: session {e.record.id} is already indexed from host {host!r}; "
+                                 "ids are unique across hosts, so this is a copy (remove it or index it there)")
+        elif e.record.id not in gone and mtime <= e.json_mtime_ns:
+            fresh.append(e)
     skipped = len(entries) - len(fresh)
     ids = [e.record.id for e in fresh]
     delete_sessions(connection, [i for i in ids if i in known])
@@ -174,6 +223,7 @@ def write_entries(connection: sa.Connection, entries: list[Entry]) -> tuple[list
                     "json_sig": e.json_sig,
                     "json_mtime_ns": e.json_mtime_ns,
                     "cast_sig": e.cast_sig,
+                    "host": e.host or here,
                 }
                 for e in fresh
             ],
@@ -184,7 +234,7 @@ def write_entries(connection: sa.Connection, entries: list[Entry]) -> tuple[list
 
 def _store(engine: sa.Engine, entries: list[Entry], report: Report) -> None:
     with writing(engine) as connection:
-        new, changed, skipped = write_entries(connection, entries)
+        new, changed, skipped = write_entries(connection, entries, report.failed)
     report.new += len(new)
     for entry in new:
         report.new_by_user[entry.record.user] = report.new_by_user.get(entry.record.user, 0) + 1
@@ -229,9 +279,10 @@ class Known:
     status: str
 
 
-def known_sessions(engine: sa.Engine, ids: list[str] | None = None,
-                   status: str | None = None) -> dict[str, Known]:
-    """What the index holds about sessions: all of them, those ``ids``, or those with ``status``."""
+def known_sessions(engine: sa.Engine, ids: list[str] | None = None, status: str | None = None,
+                   host: str | None = None) -> dict[str, Known]:
+    """What the index holds about sessions: all of them, those ``ids``, or those with ``status``;
+    with ``host``, only those indexed from that host's spool."""
     query = sa.select(
         index_state.c.session_id,
         index_state.c.json_path,
@@ -241,6 +292,8 @@ def known_sessions(engine: sa.Engine, ids: list[str] | None = None,
     ).join(sessions, sessions.c.id == index_state.c.session_id)
     if status is not None:
         query = query.where(sessions.c.status == status)
+    if host is not None:
+        query = query.where(index_state.c.host == host)
     found: dict[str, Known] = {}
     with engine.connect() as connection:
         for part in [None] if ids is None else _chunks(ids):
@@ -359,7 +412,7 @@ def sync(engine: sa.Engine, spools: str | list[str], progress: ProgressFn | None
     started = time.monotonic()
     report = Report()
     ensure_schema(engine)
-    known = known_sessions(engine)
+    known = known_sessions(engine, host=this_host())
     seen: set[str] = set()
     updater = _Updater(engine, report)
     folders = _day_folders([spools] if isinstance(spools, str) else spools)
@@ -397,7 +450,7 @@ def freshen(engine: sa.Engine, spools: list[str], dry_run: bool = False) -> Repo
         if mtime is not None and stored.get(folder_key(day)) != mtime:
             changed.append((day, mtime, owner))
     updater = _Updater(engine, report, dry_run, live_text=False)
-    live = known_sessions(engine, status="recording")
+    live = known_sessions(engine, status="recording", host=this_host())
     live_paths = {k.json_path for k in live.values()}
     for day, mtime, owner in changed:
         paths = record_files_in(day)
@@ -425,11 +478,13 @@ def _remove_missing_in(engine: sa.Engine, day: str, present: set[str]) -> int:
     """Drop the rows of records that were in folder ``day`` and are gone from it."""
     prefix = os.path.abspath(day) + os.sep
     query = sa.select(index_state.c.session_id, index_state.c.json_path).where(
-        index_state.c.json_path >= prefix, index_state.c.json_path < prefix[:-1] + chr(ord(os.sep) + 1)
+        index_state.c.json_path >= prefix, index_state.c.json_path < prefix[:-1] + chr(ord(os.sep) + 1),
+        index_state.c.host == this_host(),
     )
     with engine.connect() as connection:
         rows = connection.execute(query).all()
-    gone = [i for i, path in rows if path not in present and not os.path.exists(path)]
+        gone = [i for i, path in rows if path not in present and not os.path.exists(path)]
+        gone = [i for i in gone if i not in shipped_ids(connection, gone)]
     if gone:
         with writing(engine) as connection:
             delete_sessions(connection, gone)
@@ -447,12 +502,25 @@ def refresh_statistics(engine: sa.Engine) -> None:
 
 
 def _remove_missing(engine: sa.Engine, known: dict[str, Known], seen: set[str]) -> int:
-    """Drop rows whose record file is gone (checked again now: --add may have just added it)."""
+    """Drop rows whose record file is gone (checked again now: --add may have just added it),
+    unless the recording is in the store (shipped, its local copy removed)."""
     gone = [i for i, k in known.items() if i not in seen and not os.path.exists(k.json_path)]
+    if gone:
+        with engine.connect() as connection:
+            kept = shipped_ids(connection, gone)
+        gone = [i for i in gone if i not in kept]
     for start in range(0, len(gone), BATCH):
         with writing(engine) as connection:
             delete_sessions(connection, gone[start : start + BATCH])
     return len(gone)
+
+
+def shipped_ids(connection: sa.Connection, ids: list[str]) -> set[str]:
+    """Those of ``ids`` that are verified in the store."""
+    return _ids_in(connection, shipments.c.session_id, ids)
+
+
+KEPT_TABLES = (shipments, holds, deletions)  # not derived from the spool: a rebuild keeps their rows
 
 
 def drop_all(engine: sa.Engine) -> None:
@@ -461,17 +529,20 @@ def drop_all(engine: sa.Engine) -> None:
         sqlite = connection.dialect.name == "sqlite"
         names = ["screen_fts", "command_fts"] if sqlite else []
         names += ["screen_text", "session_targets", "session_commands", "index_state", "spool_dirs", "sessions",
-                  "alembic_version"]
+                  "shipments", "holds", "deletions", "alembic_version"]
         for name in names:
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {name}" + ("" if sqlite else " CASCADE"))
 
 
-def rebuild(engine: sa.Engine, spools: str | list[str], progress: ProgressFn | None = None) -> Report:
-    """Drop the index and recreate every row from the files alone.
+def rebuild(engine: sa.Engine, spools: str | list[str], progress: ProgressFn | None = None,
+            store: Store | None = None) -> Report:
+    """Drop the index and recreate every row from the files alone: with ``store``, every
+    session in the object store first (:mod:`.bucket_index`), then the local spools.
 
     Rows come back batch by batch, so until it finishes a concurrent ``ls`` sees part of
     the index; recorders' ``--add`` calls keep working throughout.
     """
+    kept = _kept_rows(engine)
     drop_all(engine)
     if engine.dialect.name == "sqlite":
         raw = engine.raw_connection()  # VACUUM must run outside any transaction
@@ -480,4 +551,34 @@ def rebuild(engine: sa.Engine, spools: str | list[str], progress: ProgressFn | N
         finally:
             raw.close()
     upgrade(engine, "head")
-    return sync(engine, spools, progress)
+    if any(kept.values()):
+        with writing(engine) as connection:
+            for table in KEPT_TABLES:
+                if kept[table.name]:
+                    connection.execute(sa.insert(table), kept[table.name])
+    if store is None:
+        return sync(engine, spools, progress)
+    from .bucket_index import index_store
+
+    started = time.monotonic()
+    from_store = Report()
+    index_store(engine, store, from_store, progress)
+    report = sync(engine, spools, progress)
+    for name in ("new", "changed", "interrupted", "text_bytes"):
+        setattr(report, name, getattr(report, name) + getattr(from_store, name))
+    for user, count in from_store.new_by_user.items():
+        report.new_by_user[user] = report.new_by_user.get(user, 0) + count
+    report.failed[:0] = from_store.failed
+    report.warnings[:0] = from_store.warnings
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _kept_rows(engine: sa.Engine) -> dict[str, list[dict[str, object]]]:
+    """The rows of KEPT_TABLES, if the index has them (an index of an older revision has not)."""
+    kept: dict[str, list[dict[str, object]]] = {t.name: [] for t in KEPT_TABLES}
+    with engine.connect() as connection:
+        for table in KEPT_TABLES:
+            if connection.dialect.has_table(connection, table.name):
+                kept[table.name] = [dict(row._mapping) for row in connection.execute(sa.select(table))]
+    return kept

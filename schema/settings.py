@@ -16,7 +16,7 @@ class ConfigError(Exception):
 DEFAULT_AUTHORIZED_KEYS = ".ssh/authorized_keys .ssh/authorized_keys2"
 KNOWN = ("home", "db", "on_failure", "format", "record_input", "authorized_keys_file", "deny_interactive",
          "mosh", "transfer_contents", "shell", "sink", "collector_socket", "collector_buffer",
-         "collector_timeout")
+         "collector_timeout", "storage", "s3_endpoint_url", "keep_local")
 DEFAULT_COLLECTOR_SOCKET = "/run/sshrec/collector.sock"
 
 
@@ -30,7 +30,8 @@ class Settings:
 
     __slots__ = ("home", "db_url", "on_failure", "format", "record_input", "spool", "shared",
                  "admin", "authorized_keys_file", "deny_interactive", "mosh", "transfer_contents", "shell",
-                 "sink", "collector_socket", "collector_buffer", "collector_timeout")
+                 "sink", "collector_socket", "collector_buffer", "collector_timeout", "storage",
+                 "s3_endpoint_url", "keep_local")
 
     def __init__(self, home: str, db_url: str, on_failure: str | None = None, format: str = "v2",
                  record_input: bool = False, spool: str | None = None, shared: bool = False,
@@ -38,7 +39,8 @@ class Settings:
                  deny_interactive: bool = False, mosh: str = "deny", transfer_contents: bool = False,
                  shell: str | None = None, sink: str = "spool",
                  collector_socket: str = DEFAULT_COLLECTOR_SOCKET, collector_buffer: int = 8 << 20,
-                 collector_timeout: float = 10.0) -> None:
+                 collector_timeout: float = 10.0, storage: str | None = None,
+                 s3_endpoint_url: str | None = None, keep_local: int | None = None) -> None:
         self.home = home
         self.db_url = db_url
         self.on_failure = on_failure
@@ -56,6 +58,9 @@ class Settings:
         self.collector_socket = collector_socket
         self.collector_buffer = collector_buffer
         self.collector_timeout = collector_timeout
+        self.storage = storage  # "s3://BUCKET/PREFIX" (or "file:///DIR"): where `sshrec ship` sends recordings
+        self.s3_endpoint_url = s3_endpoint_url  # an S3-compatible server; None: AWS
+        self.keep_local = keep_local  # days a shipped recording stays in the spool; None: for ever
 
     def on_failure_for(self, sink: str) -> str:
         """What happens when a session cannot be recorded, for the sink it would go to."""
@@ -223,6 +228,7 @@ def load_settings(home: str | None = None, db_url: str | None = None) -> Setting
     shell = config.get("shell")
     if shell is not None and (not isinstance(shell, str) or not os.path.isabs(shell)):
         raise ConfigError(f"{where}: shell must be an absolute path such as \"/bin/bash\", not {shell!r}")
+    storage, endpoint, keep_local = _storage_settings(config, where)
     keys_file = config.get("authorized_keys_file", DEFAULT_AUTHORIZED_KEYS)
     if not isinstance(keys_file, str) or not keys_file.split():
         raise ConfigError(f"{where}: authorized_keys_file must be a string of paths as in "
@@ -245,4 +251,25 @@ def load_settings(home: str | None = None, db_url: str | None = None) -> Setting
         collector_socket=str(config.get("collector_socket") or DEFAULT_COLLECTOR_SOCKET),
         collector_buffer=int(collector_buffer),
         collector_timeout=collector_timeout,
+        storage=storage,
+        s3_endpoint_url=endpoint,
+        keep_local=keep_local,
     )
+
+
+def _storage_settings(config: dict[str, object], where: str) -> tuple[str | None, str | None, int | None]:
+    """storage, s3_endpoint_url and keep_local, checked (the fleet settings, see README "Fleet")."""
+    storage = config.get("storage")
+    if storage is not None and (not isinstance(storage, str) or not storage.startswith(("s3://", "file:///"))
+                                or storage.rstrip("/") in ("s3:", "s3:/")):
+        raise ConfigError(f"{where}: storage must be \"s3://BUCKET/PREFIX\" (or \"file:///DIR\"), "
+                          f"not {storage!r}")
+    endpoint = config.get("s3_endpoint_url")
+    if endpoint is not None and (not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://"))):
+        raise ConfigError(f"{where}: s3_endpoint_url must be a URL such as \"https://s3.example.org\", "
+                          f"not {endpoint!r}")
+    keep = config.get("keep_local")
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 0):
+        raise ConfigError(f"{where}: keep_local must be a number of days (0: remove once shipped), "
+                          f"not {keep!r}")
+    return storage, endpoint, keep  # type: ignore[return-value]

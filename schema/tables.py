@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -124,7 +124,7 @@ sessions = sa.Table(
 # Each filter column leads an index that ends in (started_at, pk): "newest first" then
 # reads the index backwards and stops at --limit instead of sorting every match.
 FILTER_COLUMNS = ("user", "key_fingerprint", "destination", "client_addr", "status", "exit_status", "mode",
-                  "connection_id")
+                  "connection_id", "host")
 for _column in FILTER_COLUMNS:
     sa.Index(None, sessions.c[_column], sessions.c.started_at, sessions.c.pk)
 sa.Index(None, sessions.c.started_at, sessions.c.pk)
@@ -180,6 +180,9 @@ index_state = sa.Table(
     sa.Column("json_sig", sa.Text, nullable=False),
     sa.Column("json_mtime_ns", sa.BigInteger, nullable=False),
     sa.Column("cast_sig", sa.Text, nullable=False),
+    # the host whose spool this row was indexed from: each host syncs and removes only its own
+    sa.Column("host", key_text(), nullable=False, server_default=""),
+    sa.Index("ix_index_state_host", "host"),
 )
 
 # Day folders of the spool (recordings/YYYY/MM/DD) with their mtime when last indexed.
@@ -188,6 +191,64 @@ spool_dirs = sa.Table(
     metadata,
     sa.Column("path", key_text(), primary_key=True),
     sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+)
+
+# Recordings verified in object storage (sshrec ship): the cast's key, size and SHA-256, the
+# record's, every object shipped (``objects``: suffix -> key), how the upload was verified
+# ("sha256-checksum": the store's own SHA-256; "download": read back and hashed), and when
+# the local copy was removed (keep_local).
+shipments = sa.Table(
+    "shipments",
+    metadata,
+    sa.Column("session_id", key_text(), primary_key=True),
+    sa.Column("host", key_text(), nullable=False),
+    sa.Column("store", sa.Text, nullable=False),
+    sa.Column("cast_key", sa.Text, nullable=False),
+    sa.Column("cast_size", sa.BigInteger, nullable=False),
+    sa.Column("cast_sha256", key_text(), nullable=False),
+    sa.Column("record_key", sa.Text, nullable=False),
+    sa.Column("record_sha256", key_text(), nullable=False),
+    sa.Column("objects", sa.JSON, nullable=False),
+    sa.Column("verified_by", sa.Text, nullable=False),
+    sa.Column("shipped_at", UtcTimestamp, nullable=False),
+    sa.Column("local_removed_at", UtcTimestamp),
+    sa.Index("ix_shipments_host", "host"),
+)
+
+# Legal holds: a session with an unreleased hold is never deleted by retention.
+holds = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("pk", big_key(), primary_key=True, autoincrement=True),
+    sa.Column("session_id", key_text(), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("held_by", sa.Text, nullable=False),
+    sa.Column("held_at", UtcTimestamp, nullable=False),
+    sa.Column("store_lock", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("released_at", UtcTimestamp),
+    sa.Column("released_by", sa.Text),
+    sa.Column("release_reason", sa.Text),
+    sa.Index("ix_holds_session_id", "session_id"),
+)
+
+# What retention deleted: one row per recording (the same entry is kept as an object in the
+# store, under PREFIX/_sshrec/deletions/). A session id here is never indexed again.
+deletions = sa.Table(
+    "deletions",
+    metadata,
+    sa.Column("pk", big_key(), primary_key=True, autoincrement=True),
+    sa.Column("session_id", key_text(), nullable=False),
+    sa.Column("host", key_text(), nullable=False),
+    sa.Column("user", key_text(), nullable=False),
+    sa.Column("started_at", UtcTimestamp),
+    sa.Column("sha256", key_text()),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("deleted_by", sa.Text, nullable=False),
+    sa.Column("deleted_at", UtcTimestamp, nullable=False),
+    sa.Column("objects", sa.JSON, nullable=False),
+    sa.Column("local_files", sa.JSON, nullable=False),
+    sa.Column("log_key", sa.Text),
+    sa.Index("ix_deletions_session_id", "session_id"),
 )
 
 # Columns that are session record fields, in record order.

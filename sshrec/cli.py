@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "write sessions as asciicast files with a manifest"),
     "verify": ("verify", "check recordings or an export against their digests"),
     "index": ("index", "bring the SQL index up to date with the spool"),
+    "ship": ("ship", "send finished recordings to object storage (storage = \"s3://...\")"),
+    "retention": ("retention", "delete recordings older than the policy, except those on hold"),
+    "hold": ("hold", "place, list and release legal holds"),
 }
 # Options every subcommand takes, accepted before its name too: sshrec --home DIR ls
 COMMON_OPTIONS = ("--home", "--db")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import staging
 from index_support import db_url, home, pg_database  # noqa: F401  (fixtures for every test module)
+from s3_support import s3_env, s3_server  # noqa: F401
 from sshd_harness import (
     SECOND_TEST_USER,
     ClientKey,

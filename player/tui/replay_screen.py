@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any
 
+from sshrec.schema.storage import Blob
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -67,7 +68,7 @@ class ReplayScreen(Screen[None]):
     speed = reactive(1.0)
     following = reactive(False)
 
-    def __init__(self, record: dict[str, Any], path: str, text: SearchText | None = None,
+    def __init__(self, record: dict[str, Any], path: str | Blob, text: SearchText | None = None,
                  hits: HitsSource | None = None) -> None:
         super().__init__()
         self.record = record

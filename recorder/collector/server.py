@@ -19,6 +19,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -99,8 +100,10 @@ class Live:
 
 
 class Collector:
-    def __init__(self, home: str, socket_path: str, db_url: str | None = None, workers: int = 4) -> None:
+    def __init__(self, home: str, socket_path: str, db_url: str | None = None, workers: int = 4,
+                 ship: Callable[[object, str], None] | None = None) -> None:
         self.home = home
+        self.ship = ship  # (engine, session id): send a finished, indexed session to the store
         self.socket_path = socket_path
         self.db_url = db_url
         self.sessions: dict[str, Live] = {}
@@ -378,6 +381,13 @@ class Collector:
             add_records(self.engine, [json_path])  # type: ignore[arg-type]
         except Exception as exc:  # the recording is safe in the spool; `sshrec index` catches up
             print(f"sshrec collector: indexing {json_path} failed: {exc}", file=sys.stderr)
+            return
+        if self.ship is not None:
+            session_id = os.path.basename(json_path)[: -len(".json")]
+            try:
+                self.ship(self.engine, session_id)
+            except Exception as exc:  # the next `sshrec ship` (its timer) sends it
+                print(f"sshrec collector: shipping {session_id} failed: {exc}", file=sys.stderr)
 
 
 def probe_spool(home: str) -> str | None:

@@ -59,6 +59,8 @@ def add_filter_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--connection", metavar="ID", help="sessions of one SSH connection (ControlMaster)")
     g.add_argument("--typed", metavar="TEXT", help="a command run in the session contains TEXT (any case); "
                    "--json gives when (typed_match)")
+    g.add_argument("--host", metavar="HOST",
+                   help="recorded on this gateway (a fleet's shared index); a trailing * matches a prefix")
     g.add_argument("--limit", type=int, default=50, metavar="N", help="at most N sessions (default 50; 0: all)")
 
 
@@ -71,6 +73,46 @@ def filters_from(args: argparse.Namespace) -> Any:
                              max(args.limit, 0))
     except QueryError as exc:
         raise CommandError(str(exc), 2) from None
+
+
+def parsed_query(text: str) -> Any:
+    """The Query of a ``--query``: the one parser of the TUI's search bar; limit defaults to all."""
+    from sshrec.player.query import QueryError, parse_query
+
+    try:
+        query = parse_query(text, limit=0)
+    except QueryError as exc:
+        raise CommandError(f"--query: {exc}", 2) from None
+    if query.empty:
+        raise CommandError("--query is empty: give at least one filter or word, e.g. user:alice", 2)
+    return query
+
+
+def query_rows(connection: Any, query: Any) -> list[dict[str, Any]]:
+    """The sessions a query selects, newest first; words match the screen or the command, as in the TUI."""
+    from itertools import islice
+
+    from sshrec.player.query import all_matching, list_sessions
+
+    if query.text is None:
+        return list(list_sessions(connection, query.filters).items)
+    return list(islice(all_matching(connection, query), query.filters.limit or None))
+
+
+def store_from(settings: Any) -> Any:
+    """The configured object store; a CommandError saying how to configure one when none is."""
+    if not settings.storage:
+        from sshrec.schema.settings import DEFAULT_CONFIG
+
+        where = os.environ.get("SSHREC_CONFIG") or DEFAULT_CONFIG
+        raise CommandError(f"no object storage configured: add storage = \"s3://BUCKET/PREFIX\" (and, for a "
+                           f"server other than AWS, s3_endpoint_url = \"https://...\") to {where}")
+    from sshrec.schema.storage import StorageError, open_store
+
+    try:
+        return open_store(settings.storage, settings.s3_endpoint_url)
+    except StorageError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def settings_from(args: argparse.Namespace) -> Any:

@@ -12,6 +12,8 @@ EXAMPLES = """\
   sshrec collector                              # as the service user (sshrec setup --collector)
   sshrec collector --socket /run/sshrec/collector.sock --home /var/lib/sshrec
 
+With storage = "s3://..." in the config, each session is also shipped to the store as soon as
+it is indexed (sshrec ship's timer catches up whatever that could not send).
 Recorders stream to it when the config says sink = "collector". It takes each one's user from
 the kernel (SO_PEERCRED), writes the spool only it can read, chains a digest over every
 commit point (sshrec verify checks it), and acknowledges only what is on disk. SIGTERM ends
@@ -25,6 +27,29 @@ def build_parser() -> argparse.ArgumentParser:
                    "/run/sshrec/collector.sock)")
     add_location_options(p)
     return p
+
+
+def shipper(settings: object) -> object:
+    """With storage configured, each finished session is shipped right after it is indexed
+    (in the collector's indexing thread; boto3 is imported then, never by recorders)."""
+    if not getattr(settings, "storage", None):
+        return None
+
+    stores: list[object] = []  # one client for the collector's life (making one costs 200 ms)
+
+    def ship_one(engine: object, session_id: str) -> None:
+        from sshrec.schema.ship import ship
+        from sshrec.schema.storage import open_store
+
+        from .ship import seek_writer
+
+        if not stores:
+            stores.append(open_store(settings.storage, settings.s3_endpoint_url))  # type: ignore[attr-defined]
+        report = ship(engine, stores[0], settings.keep_local, seek_writer, [session_id])  # type: ignore[arg-type]
+        for failure in report.failed:
+            print(f"sshrec collector: shipping {session_id}: {failure}", file=sys.stderr)
+
+    return ship_one
 
 
 def main(argv: list[str]) -> int:
@@ -42,7 +67,7 @@ def main(argv: list[str]) -> int:
             raise CommandError(f"{os.path.dirname(socket_path)}: no such folder for the socket "
                                "(sshrec setup --collector makes it)")
         os.makedirs(settings.home, mode=0o700, exist_ok=True)
-        collector = Collector(settings.home, socket_path, args.db)
+        collector = Collector(settings.home, socket_path, args.db, ship=shipper(settings))
 
         async def serve() -> None:
             loop = asyncio.get_running_loop()

@@ -46,28 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
 def sources_from_query(args: argparse.Namespace) -> tuple[list[object], dict[str, object]]:
     from sshrec.player.export import sources_for
     from sshrec.player.locate import NotFound
-    from sshrec.player.query import QueryError, all_matching, list_sessions, parse_query
     from sshrec.schema.db import reading
     from sshrec.schema.record import iso_utc
 
-    from ._common import index_from, only_own_sessions
+    from ._common import index_from, only_own_sessions, parsed_query, query_rows
 
-    try:
-        query = parse_query(args.query, limit=0)
-    except QueryError as exc:
-        raise CommandError(f"--query: {exc}", 2) from None
-    if query.empty:
-        raise CommandError("--query is empty: give at least one filter or word, e.g. user:alice", 2)
+    query = parsed_query(args.query)
     import time
-    from itertools import islice
 
     ran_at = iso_utc(time.time())
     with index_from(args, fresh=True) as (settings, engine), reading(engine) as connection:
         only_own_sessions(query.filters, settings)
-        if query.text is None:
-            rows = list_sessions(connection, query.filters).items
-        else:  # words: on the screen or in the command, as in the TUI
-            rows = list(islice(all_matching(connection, query), query.filters.limit or None))
+        rows = query_rows(connection, query)
     try:
         sources = sources_for(reversed(rows), settings)  # oldest first, as a case file reads
     except NotFound as exc:

@@ -13,11 +13,13 @@ import sys
 import time
 from typing import Any
 
-from ._common import CommandError, add_location_options, parser, run, settings_from
+from ._common import CommandError, add_location_options, parser, run, settings_from, store_from
 
 EXAMPLES = """\
   sshrec index                      # new, changed and interrupted recordings
-  sshrec index --rebuild            # drop the index and recreate it from the files
+  sshrec index --rebuild            # drop the index and recreate it from the files (with storage
+                                    # = "s3://..." configured: every session in the bucket first,
+                                    # then the local spool; holds and the deletion log survive)
   sshrec index --json | jq .new     # a summary for scripts (no progress bar)
   sshrec index --add /var/lib/sshrec/recordings/2024/05/01/01HX....json --quiet
   SSHREC_DB=postgresql+psycopg://sshrec@db/sshrec sshrec index
@@ -90,6 +92,7 @@ def main(argv: list[str]) -> int:
     def body() -> int:
         from sshrec.schema import index
         from sshrec.schema.db import IndexUnusable, describe, open_engine
+        from sshrec.schema.storage import StorageError
 
         settings = settings_from(args)
         spools = settings.read_spools()
@@ -100,10 +103,11 @@ def main(argv: list[str]) -> int:
             if args.add:
                 report = index.add_records(engine, args.add)
             elif args.rebuild:
-                report = index.rebuild(engine, spools, bar)
+                store = store_from(settings) if settings.storage else None
+                report = index.rebuild(engine, spools, bar, store)
             else:
                 report = index.sync(engine, spools, bar)
-        except IndexUnusable as exc:
+        except (IndexUnusable, StorageError) as exc:
             raise CommandError(str(exc)) from None
         finally:
             if bar is not None:

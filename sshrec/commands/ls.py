@@ -101,7 +101,7 @@ def main(argv: list[str]) -> int:
 
 def no_results(args: argparse.Namespace) -> str:
     names = ("user", "key", "command", "destination", "client", "since", "until", "status", "exit", "mode",
-             "connection", "file", "typed")
+             "connection", "file", "typed", "host")
     if any(getattr(args, n, None) for n in names):
         return "no sessions match"
     return "the index has no sessions yet (recordings are added by: sshrec index)"

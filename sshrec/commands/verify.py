@@ -12,6 +12,10 @@ EXAMPLES = """\
   sshrec verify case-4711/                         an export against its manifest.json
   sshrec verify case-4711/01JD0Q3X9M7ZK6V3W2T1R8S4YB.cast   one exported file on its own
   sshrec verify /var/lib/sshrec/recordings/2024/05  every recording under a spool directory
+  sshrec verify s3://audit/sshrec/gw1/2024/05/01/01JD0Q3X9M7ZK6V3W2T1R8S4YB.cast   a shipped one, in the store
+
+An id not in the spool is looked for in the store (storage = "s3://..." in the config): its
+cast is read from there and checked against the SHA-256 in its stored record (and its chain).
 
 exit status: 0 all good, 1 something failed (each failure is one FAIL line naming file and line)
 """
@@ -39,14 +43,16 @@ def main(argv: list[str]) -> int:
     from sshrec.schema.record import is_session_id
     from sshrec.schema.safe_text import visible
     from sshrec.schema.settings import ConfigError, load_settings
+    from sshrec.schema.storage import StorageError
 
     failed = False
     for target in args.targets:
         try:
-            if not os.path.exists(target) and is_session_id(target):
-                target = locate_cast(target, load_settings(home=args.home))
-            findings = verify_path(target)
-        except (NotFound, ConfigError) as exc:
+            source = target
+            if not os.path.exists(target) and (is_session_id(target) or target.startswith(("s3://", "file://"))):
+                source = locate_cast(target, load_settings(home=args.home))
+            findings = verify_path(source)
+        except (NotFound, ConfigError, StorageError) as exc:
             findings = [Finding(False, target, str(exc))]
         except OSError as exc:
             findings = [Finding(False, exc.filename or target, exc.strerror or str(exc))]
