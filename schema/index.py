@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from .db import ensure_schema, upgrade, writing
+from .db import IndexUnusable, ensure_schema, reading, upgrade, writing
 from .entry import Entry, RecordError, cast_path_for, file_sig, load_entry, lock_path_for, stat_or_none
 from .entry import command_text as make_command_text
 from .record import FIELD_NAMES, SessionRecord
@@ -542,6 +542,8 @@ def rebuild(engine: sa.Engine, spools: str | list[str], progress: ProgressFn | N
     Rows come back batch by batch, so until it finishes a concurrent ``ls`` sees part of
     the index; recorders' ``--add`` calls keep working throughout.
     """
+    if store is None:
+        _refuse_to_drop_other_hosts(engine)
     kept = _kept_rows(engine)
     drop_all(engine)
     if engine.dialect.name == "sqlite":
@@ -572,6 +574,24 @@ def rebuild(engine: sa.Engine, spools: str | list[str], progress: ProgressFn | N
     report.warnings[:0] = from_store.warnings
     report.seconds = time.monotonic() - started
     return report
+
+
+def _refuse_to_drop_other_hosts(engine: sa.Engine) -> None:
+    """A shared index holds other gateways' sessions, which this host's files cannot bring
+    back: rebuilding it from here alone would lose them."""
+    try:
+        with reading(engine) as connection:
+            others = connection.execute(
+                sa.select(index_state.c.host, sa.func.count()).where(index_state.c.host != this_host())
+                .group_by(index_state.c.host).order_by(index_state.c.host)).all()
+    except sa.exc.DBAPIError:
+        return  # no index yet (or an unreadable one): nothing of anyone's to keep
+    if others:
+        hosts = ", ".join(f"{host} ({count})" for host, count in others[:5])
+        raise IndexUnusable(f"not rebuilt: this index also holds sessions recorded on other hosts: {hosts}; "
+                            "rebuilding from this host's files would drop them. Configure storage "
+                            "(storage = \"s3://BUCKET/PREFIX\") to rebuild from the bucket, or run "
+                            "sshrec index to catch up without dropping anything")
 
 
 def _kept_rows(engine: sa.Engine) -> dict[str, list[dict[str, object]]]:

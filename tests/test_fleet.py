@@ -18,7 +18,7 @@ from s3_support import S3Server
 from sshrec.player import seekindex
 from sshrec.player.verify import verify_stored
 from sshrec.schema import holds, index, retention, ship
-from sshrec.schema.db import open_index, writing
+from sshrec.schema.db import IndexUnusable, open_index, writing
 from sshrec.schema.spool import cast_path, record_path
 from sshrec.schema.storage import keys, open_store
 from sshrec.schema.tables import deletions, shipments
@@ -386,6 +386,12 @@ def test_two_hosts_share_one_postgresql_index(pg_url: str, tmp_path: Path,
         owner = connection.execute(sa.text("SELECT host FROM index_state WHERE session_id = :i"),
                                    {"i": on_a[0].id}).scalar()
     assert owner == "gw-a"
+    # a rebuild from one host's files alone would drop the other's rows: refused, nothing lost
+    as_host(monkeypatch, "gw-a")
+    with pytest.raises(IndexUnusable, match=r"other hosts: gw-b \(2\)"):
+        index.rebuild(engine, [str(spool_a)])
+    with engine.connect() as connection:
+        assert len(list_sessions(connection, Filters(limit=0)).items) == 5
     engine.dispose()
 
 
@@ -403,3 +409,41 @@ def test_concurrent_first_use_by_several_processes_migrates_once(pg_url: str) ->
         assert revisions == ["0007"]
         assert connection.execute(sa.text("SELECT count(*) FROM shipments")).scalar() == 0
     engine.dispose()
+
+
+def test_the_tui_replays_a_session_whose_only_copy_is_in_the_store(fleet: dict[str, Any]) -> None:
+    """The auditor's app with only the config: the row points at the bucket, Enter replays it
+    (read through ranged GETs and the shipped seek index), End shows its last screen."""
+    import asyncio
+
+    from sshrec.player.tui.app import SshrecApp
+    from sshrec.player.tui.replay_screen import ReplayScreen
+    from sshrec.player.tui.results import ResultsTable
+    from sshrec.schema.settings import load_settings
+
+    record = make_session(fleet["home"], [(0.5, "first screen\r\n"), (30.0, "stored last words\r\n")])
+    engine = open_index(fleet["db"])
+    index.sync(engine, [fleet["home"]])
+    assert ship.ship(engine, fleet["store"], keep_local=0, seek_writer=seek_writer).removed_local == 1
+    assert not os.path.exists(cast_path(fleet["home"], record.id))
+
+    async def replay() -> list[str]:
+        app = SshrecApp(engine, load_settings())
+        async with app.run_test(size=(100, 30)) as pilot:
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            app.query_one(ResultsTable).focus()
+            await pilot.press("enter")
+            screen = app.screen
+            assert isinstance(screen, ReplayScreen)
+            await screen.workers.wait_for_complete()
+            await pilot.press("end")
+            await screen.workers.wait_for_complete()
+            await pilot.pause()
+            return screen.replay.screen.text()
+
+    try:
+        text = "\n".join(asyncio.run(replay()))
+    finally:
+        engine.dispose()
+    assert "first screen" in text and "stored last words" in text
