@@ -330,7 +330,7 @@ def make_collector_plan(home: str, config_path: str, executable: str, user: str,
     unit = os.path.join(systemd_dir, "sshrec-collector.service")
     from .collector.unit import unit_text
 
-    text = unit_text(user, executable, home, os.path.dirname(socket_path))
+    text = unit_text(user, executable, home, os.path.dirname(socket_path), needs_network(config_path))
     try:
         with open(unit, encoding="utf-8") as handle:
             if handle.read() != text:
@@ -358,6 +358,17 @@ def owned_tree(plan: Plan, root: str, uid: int, gid: int) -> None:
     if wrong:
         plan.add(f"{root}: {wrong} file(s) and folder(s) given to the collector's user",
                  lambda: [os.chown(path, uid, gid, follow_symlinks=False) for path, _ in _walk(root)])
+
+
+def needs_network(config_path: str) -> bool:
+    """Whether the config sends the collector over TCP: a PostgreSQL index or an object store."""
+    from sshrec.schema.settings import ConfigError, read_config
+
+    try:
+        config = read_config(config_path, required=False)
+    except ConfigError:
+        return False  # collector_config says what is wrong with it
+    return bool(config.get("storage")) or str(config.get("db") or "").startswith("postgresql")
 
 
 def collector_config(plan: Plan, home: str, path: str, socket_path: str) -> None:

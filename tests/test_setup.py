@@ -137,7 +137,25 @@ def test_setup_collector_makes_the_service_user_spool_socket_folder_and_unit(tmp
         assert "User=sshrec-coll-test\n" in unit and f"--socket {base / 'run' / 'collector.sock'}" in unit
         config = (base / "sshrec.toml").read_text()
         assert 'sink = "collector"' in config and 'on_failure = "deny"' in config
+        assert "RestrictAddressFamilies=AF_UNIX\n" in unit  # no PostgreSQL, no object store: no TCP
         second = subprocess.run([SSHREC, *argv], env=env, capture_output=True, text=True, timeout=120)
         assert json.loads(second.stdout)["changes"] == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@needs_root
+def test_a_collector_that_ships_to_a_store_may_use_tcp(tmp_path: Path) -> None:
+    base = Path(tempfile.mkdtemp(prefix="sshrec-setup-collector-"))
+    try:
+        (base / "sshrec.toml").write_text('sink = "collector"\nstorage = "s3://audit/gw1"\n')
+        argv = ["setup", "--collector", "--service-user", "sshrec-coll-test", "--home", str(base / "spool"),
+                "--collector-socket", str(base / "run" / "collector.sock"),
+                "--systemd-dir", str(base / "units")]
+        env = {**os.environ, "SSHREC_CONFIG": str(base / "sshrec.toml")}
+        done = subprocess.run([SSHREC, *argv], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        unit = (base / "units" / "sshrec-collector.service").read_text()
+        assert "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n" in unit
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -58,9 +58,10 @@ WantedBy=multi-user.target
 """
 
 
-def unit_text(user: str, executable: str, home: str, socket_dir: str) -> str:
+def unit_text(user: str, executable: str, home: str, socket_dir: str, network: bool = False) -> str:
     """The unit for these paths (systemd makes the state and runtime folders under /var/lib
-    and /run; elsewhere they are ReadWritePaths, made by setup)."""
+    and /run; elsewhere they are ReadWritePaths, made by setup). ``network``: the collector
+    reaches a PostgreSQL index or an object store over TCP."""
     text = TEMPLATE.replace("User=sshrec", f"User={user}").replace("Group=sshrec", f"Group={user}")
     text = text.replace("ExecStart=/usr/local/bin/sshrec collector",
                         f"ExecStart={executable} collector --home {home} --socket {socket_dir}/collector.sock")
@@ -70,4 +71,9 @@ def unit_text(user: str, executable: str, home: str, socket_dir: str) -> str:
     if socket_dir != "/run/sshrec":
         runtime = "RuntimeDirectory=sshrec\nRuntimeDirectoryMode=0755\nRuntimeDirectoryPreserve=yes\n"
         text = text.replace(runtime, "")
+    if network:
+        unix_only = "RestrictAddressFamilies=AF_UNIX\n"
+        text = text.replace(text[text.index("# Unix sockets only"):text.index(unix_only) + len(unix_only)],
+                            "# Unix sockets, and TCP for the config's PostgreSQL index or object store.\n"
+                            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n")
     return text
