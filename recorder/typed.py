@@ -21,6 +21,11 @@ from __future__ import annotations
 import os
 import termios
 
+try:
+    from sshrec.schema._fastcast import find_osc133 as _find_osc133
+except ImportError:  # built without a compiler
+    _find_osc133 = None
+
 LINE_LIMIT = 4096  # bytes of screen line or typed line kept
 PROMPT_ENDS = ("$ ", "# ", "% ", "> ")
 OSC133 = b"\x1b]133;"
@@ -29,6 +34,14 @@ COMMAND_MARK = "$ "  # markers that are commands start with this (the indexer lo
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .relay import Recorder
+
+
+def find_osc133(data: bytes, start: int) -> int:
+    """Where the next OSC 133 mark starts, or -1 (bytes.find is slow on a 6-byte needle, and
+    this runs on every burst of output)."""
+    if _find_osc133 is not None:
+        return int(_find_osc133(data, start))
+    return data.find(OSC133, start)
 
 
 def render(raw: bytes) -> str:
@@ -184,7 +197,7 @@ class TypedInput:
 
     def output(self, data: bytes) -> None:
         self.recorder.output(data)
-        if OSC133 in data or self.echo is not None:
+        if self.echo is not None or find_osc133(data, 0) >= 0:
             self._marks(data)
         cut = data.rfind(b"\n")
         if cut >= 0:
@@ -195,7 +208,7 @@ class TypedInput:
     def _marks(self, data: bytes) -> None:
         start = 0
         while True:
-            at = data.find(OSC133, start)
+            at = find_osc133(data, start)
             if self.echo is not None:
                 self.echo += data[start : at if at >= 0 else len(data)]
                 del self.echo[: max(0, len(self.echo) - LINE_LIMIT)]

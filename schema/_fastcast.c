@@ -62,6 +62,10 @@ static inline Py_ssize_t plain_run(const unsigned char *src, Py_ssize_t i, Py_ss
 /* One buffer for append_event's lines, grown as needed and kept (the GIL is held throughout). */
 static unsigned char *scratch;
 static Py_ssize_t scratch_size;
+static int scratch_busy;
+
+/* From this size on the escaping runs without the GIL (below it the hand-over costs more). */
+#define RELEASE_GIL_BYTES 16384
 
 static unsigned char *scratch_for(Py_ssize_t size)
 {
@@ -201,7 +205,7 @@ static PyObject *escape(PyObject *self, PyObject *args)
  *   makes a character yet (an incomplete sequence waits for the next read, as with escape). */
 static PyObject *append_event(PyObject *self, PyObject *args)
 {
-    PyObject *buf;
+    PyObject *buf, *result = NULL;
     double t;
     int code, final;
     Py_buffer view;
@@ -213,22 +217,31 @@ static PyObject *append_event(PyObject *self, PyObject *args)
         return PyErr_NoMemory();
     }
     /* Escaped into a buffer that stays mapped, then copied: growing the bytearray by the
-     * worst case (6 bytes a byte) and shrinking it again would reallocate on every call. */
-    unsigned char *line = scratch_for(n * 6 + 64);
+     * worst case (6 bytes a byte) and shrinking it again would reallocate on every call.
+     * A second thread arriving while the scratch buffer is in use gets a buffer of its own. */
+    int own = scratch_busy;
+    unsigned char *line = own ? PyMem_RawMalloc(n * 6 + 64) : scratch_for(n * 6 + 64);
     if (line == NULL) {
         PyBuffer_Release(&view);
         return PyErr_NoMemory();
     }
+    if (!own)
+        scratch_busy = 1;
     int head = snprintf((char *)line, 48, "[%.6f, \"%c\", \"", t, code);
     if (head < 0 || head >= 48) {
-        PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "event time out of range");
-        return NULL;
+        goto done;
     }
-    unsigned char *body = line + head;
+    unsigned char *body = line + head, *end;
     Py_ssize_t used, invalid;
-    unsigned char *end = escape_into(body, view.buf, n, final, &used, &invalid);
-    PyBuffer_Release(&view);
+    if (n >= RELEASE_GIL_BYTES) { /* the recorder's writer thread escapes while the relay runs */
+        Py_BEGIN_ALLOW_THREADS
+        end = escape_into(body, view.buf, n, final, &used, &invalid);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        end = escape_into(body, view.buf, n, final, &used, &invalid);
+    }
     if (end != body) { /* else no character yet: nothing to write */
         *end++ = '"'; *end++ = ']'; *end++ = '\n';
         Py_ssize_t start = PyByteArray_GET_SIZE(buf), want = start + (end - line);
@@ -236,15 +249,51 @@ static PyObject *append_event(PyObject *self, PyObject *args)
          * would copy the whole buffer again on nearly every large append. */
         Py_ssize_t room = ((PyByteArrayObject *)buf)->ob_alloc;
         if (want >= room && PyByteArray_Resize(buf, want > 2 * room ? want : 2 * room) < 0)
-            return NULL;
+            goto done;
         if (PyByteArray_Resize(buf, want) < 0)
-            return NULL;
+            goto done;
         memcpy(PyByteArray_AS_STRING(buf) + start, line, end - line);
     }
-    return Py_BuildValue("(nn)", used, invalid);
+    result = Py_BuildValue("(nn)", used, invalid);
+done:
+    PyBuffer_Release(&view);
+    if (own)
+        PyMem_RawFree(line);
+    else
+        scratch_busy = 0;
+    return result;
+}
+
+/* find_osc133(data, start) -> index of b"\x1b]133;" at or after start, or -1.
+ *   The recorder looks for shell marks in every burst of output: memchr on ']' (rare in
+ *   terminal output, unlike ESC) runs at memory speed where bytes.find crawls. */
+static PyObject *find_osc133(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "y*n", &view, &start))
+        return NULL;
+    const unsigned char *s = view.buf;
+    Py_ssize_t n = view.len, found = -1;
+    Py_ssize_t at = start < 1 ? 1 : start + 1; /* ']' is the second byte */
+    while (at < n) {
+        const unsigned char *p = memchr(s + at, ']', n - at);
+        if (p == NULL)
+            break;
+        Py_ssize_t i = p - s;
+        if (s[i - 1] == 0x1b && n - i >= 5 && memcmp(p + 1, "133;", 4) == 0) {
+            found = i - 1;
+            break;
+        }
+        at = i + 1;
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(found);
 }
 
 static PyMethodDef methods[] = {
+    {"find_osc133", find_osc133, METH_VARARGS,
+     "find_osc133(data, start) -> index of the next OSC 133 mark (ESC ] 133 ;), or -1."},
     {"escape", escape, METH_VARARGS,
      "escape(data, final) -> (json_literal, consumed, invalid): validate UTF-8 and escape in one pass."},
     {"append_event", append_event, METH_VARARGS,

@@ -185,3 +185,18 @@ def test_c_event_lines_equal_the_python_lines(monkeypatch: pytest.MonkeyPatch, v
     monkeypatch.setattr(asciicast, "_fastcast", None)
     assert fast == lines()
     assert fast[1] > 0 and fast[0].count(b"\n") > 10
+
+
+def test_the_c_osc133_finder_equals_bytes_find() -> None:
+    import random
+
+    from sshrec.recorder import typed
+
+    if typed._find_osc133 is None:
+        pytest.skip("the C accelerator is not built here (no compiler): bytes.find is in use")
+    rng = random.Random(7)
+    pieces = [b"a", b"]", b"\x1b", b"\x1b]", b"\x1b]133;", b"133;", b"\x1b]13", b"]133;", b"\x1b[0m"]
+    for _ in range(300):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        for start in range(len(data) + 2):
+            assert typed.find_osc133(data, start) == data.find(typed.OSC133, start), (data, start)
