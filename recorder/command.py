@@ -88,6 +88,14 @@ def shell_words(text: str) -> list[str] | None:
     return words
 
 
+def words_run(argv: list[str]) -> list[str]:
+    """What ``SHELL -c LINE`` runs when LINE is one simple command (a ProxyCommand hop's
+    ``nc %h %p`` arrives so), else argv: the destination is then known before it starts."""
+    if len(argv) == 3 and argv[1] == "-c":
+        return shell_words(argv[2]) or argv
+    return argv
+
+
 def transfer_command(text: str) -> Command | None:
     """The transfer ``text`` asks for, run from a trusted path; None if it is not exactly one."""
     words = shell_words(text)

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sshrec.recorder.command import words_run
 from sshrec.recorder.context import (
     detect_destination,
     parse_auth_info,
@@ -67,3 +68,17 @@ def test_ssh_connection() -> None:
 )
 def test_destination_detection(argv: list[str], expected: str | None) -> None:
     assert detect_destination(argv) == expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["/bin/bash", "-c", "nc 127.0.0.1 2222"], "127.0.0.1:2222"),  # a ProxyCommand hop
+        (["/bin/sh", "-c", "ssh -p 2200 node5"], "node5:2200"),
+        (["/bin/sh", "-c", "nc $HOST 22"], None),  # shell syntax: left to the process watch
+        (["/bin/sh", "-c", "cd /tmp && nc db1 5432"], None),
+        (["/bin/sh", "-c"], None),
+    ],
+)
+def test_a_shell_line_that_is_one_command_names_its_destination(argv: list[str], expected: str | None) -> None:
+    assert detect_destination(words_run(argv)) == expected
