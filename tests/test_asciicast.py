@@ -200,3 +200,33 @@ def test_the_c_osc133_finder_equals_bytes_find() -> None:
         data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
         for start in range(len(data) + 2):
             assert typed.find_osc133(data, start) == data.find(typed.OSC133, start), (data, start)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_c_accelerator_equals_the_python_path_on_long_runs_and_reads(seed: int) -> None:
+    """The C loop takes sixteen bytes at a time and decides two- and three-byte characters
+    inline: long plain runs, reads up to 4 KiB, and sequences cut or broken at every offset."""
+    import random
+
+    from sshrec.schema import asciicast
+
+    if asciicast._fastcast is None:
+        pytest.skip("the C accelerator is not built here (no compiler): the Python path is in use")
+    rng = random.Random(seed)
+    alphabet = [b"x" * 15, b"y" * 16, b"z" * 17, b"0123456789abcdef" * 5, b"\x1b[01;34m", b"\r\n",
+                "é".encode(), "日本".encode(), "🎉".encode(), b"\xc3(", b"\xe6\x97(", b"\xe1\x80",
+                b"\xed\xa0\x80", b"\xef\xbf\xbd", b'"', b"\\", b"\x7f", b"\x1f", b"\xdf\xbf", b"\xc2"]
+    data = b"".join(rng.choice(alphabet) for _ in range(3000))
+    fast, slow = Utf8Stream(), Utf8Stream()
+    fast_text, slow_text, pos = [], [], 0
+    while pos < len(data):
+        step = rng.choice([1, 2, 3, 15, 16, 17, 31, 33, 100, 4095])
+        piece = data[pos : pos + step]
+        pos += step
+        fast_text.append(json.loads(fast.feed_literal(piece)))
+        slow_text.append(json.loads(python_literal(slow, piece)))
+    fast_text.append(json.loads(fast.feed_literal(b"", final=True)))
+    slow_text.append(json.loads(python_literal(slow, b"", final=True)))
+    assert "".join(fast_text) == "".join(slow_text)
+    assert fast.invalid == slow.invalid > 0
+    assert Utf8Stream().feed_literal(data, final=True) == python_literal(Utf8Stream(), data, final=True)
