@@ -7,7 +7,8 @@
  *   else to do: one of the waits fds (the client's keys, the signal pipe) is readable, src
  *   stays quiet for `idle` seconds, `window` seconds have passed, `limit` bytes were read,
  *   src reports EOF or an error (left for the relay to read again and handle), or a write
- *   to dst would block or fails.
+ *   to dst fails. While dst is full, src is still read (up to `limit`): the program goes on
+ *   while the client catches up, and the relay's interpreter is not woken for it.
  *
  *   data         every byte read (the relay records it as one event)
  *   written      how many bytes of data reached dst; the rest becomes the pump's backlog
@@ -52,15 +53,15 @@ static PyObject *burst(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "burst: too many fds to wait on, or a negative limit");
         return NULL;
     }
-    struct pollfd fds[MAX_WAITS + 1];
-    fds[0].fd = src;
+    struct pollfd fds[MAX_WAITS + 2]; /* src to read, dst to write, then the waits */
     fds[0].events = POLLIN;
+    fds[1].events = POLLOUT;
     for (Py_ssize_t i = 0; i < nwaits; i++) {
         int fd = PyLong_AsLong(PyTuple_GET_ITEM(waits, i));
         if (fd == -1 && PyErr_Occurred())
             return NULL;
-        fds[i + 1].fd = fd;
-        fds[i + 1].events = POLLIN;
+        fds[i + 2].fd = fd;
+        fds[i + 2].events = POLLIN;
     }
     /* The buffer grows as the burst does (the raw allocator needs no GIL). */
     char *buf;
@@ -87,52 +88,66 @@ static PyObject *burst(PyObject *self, PyObject *args)
 
     Py_BEGIN_ALLOW_THREADS
     double end = now() + window;
-    while (size < limit) {
+    int src_open = 1; /* 0 after EOF or an error on src: the relay reads again and sees it */
+    for (;;) {
+        /* Pending output first: the client sees each chunk as soon as it is read. */
+        int dst_full = 0;
+        while (written < size) {
+            ssize_t put = write(dst, buf + written, size - written);
+            if (put >= 0) {
+                written += put;
+            }
+            else if (errno != EINTR) {
+                if (errno != EAGAIN)
+                    write_errno = errno;
+                dst_full = 1;
+                break;
+            }
+        }
+        if (write_errno)
+            break;
+        int can_read = src_open && size < limit;
+        if (!can_read && !dst_full)
+            break; /* the limit, or the end of src, and everything written */
         double left = end - now();
         if (left <= 0)
             break;
-        /* Read first: in a flood the next chunk is usually there already, and a poll per
-         * read would double the system calls. The waits are looked at when src runs dry
-         * (and by the relay at the latest after `window`). */
-        if (size + READ_SIZE > room) {
-            char *grown = PyMem_RawRealloc(buf, room * 2);
-            if (grown == NULL) {
-                out_of_memory = 1;
-                break;
+        if (can_read) {
+            /* Read first: in a flood the next chunk is usually there already, and a poll per
+             * read would double the system calls. A full dst does not stop the reading (up to
+             * the limit): the program goes on while the client catches up. */
+            if (size + READ_SIZE > room) {
+                char *grown = PyMem_RawRealloc(buf, room * 2);
+                if (grown == NULL) {
+                    out_of_memory = 1;
+                    break;
+                }
+                buf = grown;
+                room *= 2;
             }
-            buf = grown;
-            room *= 2;
-        }
-        ssize_t got = read(src, buf + size, READ_SIZE);
-        if (got < 0 && errno == EAGAIN) {
-            double wait = left < idle ? left : idle;
-            struct timespec timeout = {(time_t)wait, (long)((wait - (time_t)wait) * 1e9)};
-            int ready = ppoll(fds, nwaits + 1, &timeout, NULL);
-            if (ready <= 0)
-                break; /* quiet for `idle`, or a signal (EINTR): the relay's turn */
-            int other = 0;
-            for (Py_ssize_t i = 1; i <= nwaits; i++)
-                other |= fds[i].revents != 0;
-            if (other || !(fds[0].revents & POLLIN))
-                break;
-            got = read(src, buf + size, READ_SIZE);
-        }
-        if (got <= 0)
-            break; /* EOF, EIO, EAGAIN: the relay reads again and sees it */
-        size += got;
-        while (written < size) {
-            ssize_t put = write(dst, buf + written, size - written);
-            if (put < 0) {
-                if (errno == EINTR)
-                    continue;
-                if (errno != EAGAIN)
-                    write_errno = errno;
-                break;
+            ssize_t got = read(src, buf + size, READ_SIZE);
+            if (got > 0) {
+                size += got;
+                continue;
             }
-            written += put;
+            if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
+                src_open = 0;
+                continue;
+            }
         }
-        if (written < size)
-            break;
+        /* Nothing to do until src has more, dst has room, or a wait fd (keys, a signal)
+         * needs the relay; src quiet for `idle` with nothing pending ends the burst. */
+        fds[0].fd = can_read ? src : -1;
+        fds[1].fd = dst_full ? dst : -1;
+        double wait = dst_full || left < idle ? left : idle;
+        struct timespec timeout = {(time_t)wait, (long)((wait - (time_t)wait) * 1e9)};
+        if (ppoll(fds, nwaits + 2, &timeout, NULL) <= 0)
+            break; /* quiet, the window is over, or a signal (EINTR): the relay's turn */
+        int other = fds[1].revents & (POLLERR | POLLHUP | POLLNVAL);
+        for (Py_ssize_t i = 2; i < nwaits + 2; i++)
+            other |= fds[i].revents != 0;
+        if (other)
+            break; /* keys, a signal, or dst in error: the relay's turn */
     }
     Py_END_ALLOW_THREADS
 

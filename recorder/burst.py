@@ -30,7 +30,8 @@ IDLE = 0.002  # seconds of quiet that end a burst
 def burst(src: int, dst: int, waits: tuple[int, ...], limit: int = LIMIT, window: float = WINDOW,
           idle: float = IDLE) -> tuple[bytes, int, int]:
     """Relay ``src`` to ``dst`` until a ``waits`` fd is readable, ``src`` is quiet for ``idle``,
-    ``window`` passed, ``limit`` bytes were read, or ``src`` or ``dst`` cannot go on.
+    ``window`` passed, ``limit`` bytes were read, or ``src`` or ``dst`` cannot go on (a full
+    ``dst`` is waited for, within the window).
     Returns (bytes read, how many of them were written, errno of a failed write or 0)."""
     if _burst is not None:
         return _burst.burst(src, dst, waits, limit, window, idle)
@@ -39,57 +40,64 @@ def burst(src: int, dst: int, waits: tuple[int, ...], limit: int = LIMIT, window
 
 def python_burst(src: int, dst: int, waits: tuple[int, ...], limit: int, window: float,
                  idle: float) -> tuple[bytes, int, int]:
+    buf = bytearray()
+    written, src_open = 0, True
+    end = time.monotonic() + window
+    while True:
+        put, failed = _write_some(dst, memoryview(buf)[written:])
+        written += put
+        if failed:
+            return bytes(buf), written, failed
+        dst_full = written < len(buf)
+        can_read = src_open and len(buf) < limit
+        left = end - time.monotonic()
+        if not (can_read or dst_full) or left <= 0:
+            return bytes(buf), written, 0
+        if can_read:  # read first, as the C loop does; a full dst does not stop it
+            try:
+                data = os.read(src, READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                data = None
+            except OSError:
+                data = b""
+            if data is not None:
+                src_open = bool(data)
+                buf += data
+                continue
+        if not _wait(src if can_read else None, dst if dst_full else None, waits,
+                     left if dst_full else min(left, idle)):
+            return bytes(buf), written, 0
+
+
+def _write_some(dst: int, pending: memoryview) -> tuple[int, int]:
+    """(bytes written, errno of the write that failed or 0); a full dst stops it with 0."""
+    done = 0
+    with pending:
+        while done < len(pending):
+            try:
+                done += os.write(dst, pending[done:])
+            except InterruptedError:
+                continue
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                return done, exc.errno or errno.EIO
+    return done, 0
+
+
+def _wait(src: int | None, dst: int | None, waits: tuple[int, ...], timeout: float) -> bool:
+    """Whether the burst goes on: src readable or dst writable within ``timeout``, and neither
+    a wait fd nor an error on dst calls the relay first."""
     poller = select.poll()
-    poller.register(src, select.POLLIN)
+    if src is not None:
+        poller.register(src, select.POLLIN)
+    if dst is not None:
+        poller.register(dst, select.POLLOUT)
     for fd in waits:
         poller.register(fd, select.POLLIN)
-    chunks: list[bytes] = []
-    size = written = 0
-    end = time.monotonic() + window
-    while size < limit:
-        left = end - time.monotonic()
-        if left <= 0:
-            break
-        data = _read_or_wait(src, poller, min(left, idle))  # read first, as the C loop does
-        if not data:
-            break
-        chunks.append(data)
-        size += len(data)
-        put, failed = _write_all(dst, data)
-        written += put
-        if failed or put < len(data):
-            return b"".join(chunks), written, failed
-    return b"".join(chunks), written, 0
-
-
-def _read_or_wait(src: int, poller: select.poll, idle: float) -> bytes:
-    """What ``src`` has now, else what it has within ``idle`` if nothing else is readable
-    first; b"" for quiet, another fd, EOF or an error (the relay reads again and sees those)."""
-    try:
-        return os.read(src, READ_SIZE)
-    except BlockingIOError:
-        pass
-    except OSError:
-        return b""
-    ready = poller.poll(idle * 1000)
-    if len(ready) != 1 or ready[0][0] != src or not ready[0][1] & select.POLLIN:
-        return b""
-    try:
-        return os.read(src, READ_SIZE)
-    except OSError:
-        return b""
-
-
-def _write_all(fd: int, data: bytes) -> tuple[int, int]:
-    """(bytes written, errno of the write that failed or 0); a full pipe stops it with 0."""
-    done = 0
-    while done < len(data):
-        try:
-            done += os.write(fd, data[done:])
-        except BlockingIOError:
-            return done, 0
-        except InterruptedError:
-            continue
-        except OSError as exc:
-            return done, exc.errno or errno.EIO
-    return done, 0
+    ready = poller.poll(timeout * 1000)
+    trouble = select.POLLERR | select.POLLHUP | select.POLLNVAL
+    for fd, event in ready:
+        if fd not in (src, dst) or (fd == dst and event & trouble):
+            return False
+    return bool(ready)

@@ -114,7 +114,7 @@ def test_the_window_bounds_a_flood(run: Burst, fds: list[int]) -> None:
         total, rounds = 0, 0
         started = time.monotonic()
         while time.monotonic() - started < 0.5:
-            data, written, failed = run(src, dst_w, (), 1 << 40, 0.05, 1.0)
+            data, written, failed = run(src, dst_w, (), 1 << 24, 0.05, 1.0)
             drain(dst_r)
             total += len(data)
             rounds += 1
@@ -143,9 +143,52 @@ def test_a_full_destination_leaves_the_rest_to_the_backlog(run: Burst, fds: list
     fcntl.fcntl(src_w, 1031, 1 << 20)
     fcntl.fcntl(dst_w, 1031, 4096)  # the smallest pipe: fills at once
     os.write(src_w, b"y" * 200_000)
-    data, written, failed = run(src_r, dst_w, (), 1 << 20, 1.0, 0.05)
+    started = time.monotonic()
+    data, written, failed = run(src_r, dst_w, (), 1 << 20, 0.2, 0.05)
     assert failed == 0 and 0 < written < len(data)
+    assert time.monotonic() - started >= 0.2  # the room it waited for never came
     assert drain(dst_r) == b"y" * written
+
+
+def test_a_slow_destination_is_waited_for_within_the_window(run: Burst, fds: list[int]) -> None:
+    """A client that reads slowly holds the burst (and so the program) back, as a blocking
+    write would, instead of leaving a backlog for the interpreter."""
+    import threading
+
+    src_r, src_w = pipe()
+    dst_r, dst_w = pipe()
+    fds += [src_r, src_w, dst_r, dst_w]
+    fcntl.fcntl(src_w, 1031, 1 << 20)
+    fcntl.fcntl(dst_w, 1031, 4096)
+    os.write(src_w, b"s" * 100_000)
+    got = bytearray()
+
+    def client() -> None:
+        os.set_blocking(dst_r, True)
+        while len(got) < 100_000:
+            got.extend(os.read(dst_r, 1024))  # a quarter of the pipe at a time
+
+    reader = threading.Thread(target=client)
+    reader.start()
+    data, written, failed = run(src_r, dst_w, (), 1 << 20, 10.0, 0.05)
+    reader.join(timeout=10)
+    assert (len(data), written, failed) == (100_000, 100_000, 0)
+    assert bytes(got) == b"s" * 100_000
+
+
+def test_keys_end_the_wait_for_a_full_destination(run: Burst, fds: list[int]) -> None:
+    src_r, src_w = pipe()
+    dst_r, dst_w = pipe()
+    keys_r, keys_w = pipe()
+    fds += [src_r, src_w, dst_r, dst_w, keys_r, keys_w]
+    fcntl.fcntl(src_w, 1031, 1 << 20)
+    fcntl.fcntl(dst_w, 1031, 4096)
+    os.write(src_w, b"k" * 100_000)
+    os.write(keys_w, b"q")  # a key is waiting: the relay must get it long before the window ends
+    started = time.monotonic()
+    data, written, failed = run(src_r, dst_w, (keys_r,), 1 << 20, 10.0, 0.05)
+    assert time.monotonic() - started < 5
+    assert failed == 0 and 0 < written < len(data)
 
 
 def test_a_broken_destination_is_reported(run: Burst, fds: list[int]) -> None:
