@@ -22,9 +22,6 @@
 #include <poll.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 #define READ_SIZE 65536
 #define MAX_WAITS 16
@@ -183,13 +180,5 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_burst", NULL, -1, m
 
 PyMODINIT_FUNC PyInit__burst(void)
 {
-#ifdef __GLIBC__
-    /* Every burst is a fresh bytes object of up to LIMIT bytes, and the writer's line buffer
-     * is emptied after each write: with glibc's defaults both come from memory just returned
-     * to the kernel, and every 4 KiB of output cost a page fault (a tenth of the recorder's
-     * CPU in a flood). Kept: the few MiB the recorder ever holds at once. */
-    mallopt(M_MMAP_THRESHOLD, 4 << 20);
-    mallopt(M_TRIM_THRESHOLD, 8 << 20);
-#endif
     return PyModule_Create(&module);
 }

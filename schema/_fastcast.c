@@ -21,6 +21,9 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -364,6 +367,15 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__fastcast(void)
 {
+#ifdef __GLIBC__
+    /* The recorder and the collector take output in bursts of up to 256 KiB (a fresh bytes
+     * object each) and empty their line buffers after every write: with glibc's defaults
+     * that memory goes back to the kernel at once and every 4 KiB of output costs a page
+     * fault (a tenth of the recorder's CPU in a flood). Kept instead: the few MiB they ever
+     * hold at once. */
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_TRIM_THRESHOLD, 8 << 20);
+#endif
     init_stop_table();
     init_escape_table();
     return PyModule_Create(&module);
