@@ -38,7 +38,8 @@ def through(socket_path: Path) -> list[str]:
 def start_collector(command: str, folder: Path) -> tuple[subprocess.Popen[str], Path]:
     (folder / "run").mkdir(parents=True, exist_ok=True)
     socket_path = folder / "run" / "collector.sock"
-    argv = [command, "collector", "--home", str(folder / "spool"), "--socket", str(socket_path)]
+    # --no-index: the direct spool's sessions are not indexed either (QUIET)
+    argv = [command, "collector", "--no-index", "--home", str(folder / "spool"), "--socket", str(socket_path)]
     env = {**os.environ, "SSHREC_CONFIG": "/dev/null"}
     process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None and "listening" in process.stdout.readline()
@@ -70,8 +71,7 @@ def main() -> int:
     try:
         installed = record_bench.installed_copy(work)
         command = installed.argv(["true"], work)[0]
-        # The collector from the project venv: it indexes, so it needs SQLAlchemy.
-        collector, socket_path = start_collector(str(record_bench.VENV_BIN / "sshrec"), work / "collector")
+        collector, socket_path = start_collector(command, work / "collector")  # the installed copy too
         data = work / "data.txt"
         rng = record_bench.random.Random(1)
         with open(data, "w", encoding="utf-8") as handle:

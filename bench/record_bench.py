@@ -213,8 +213,9 @@ def through_collector(installed: Tool, workdir: Path) -> tuple[Tool, subprocess.
     command = installed.argv(["true"], folder)[0]
     socket_path = folder / "run" / "collector.sock"
     env = {**os.environ, "SSHREC_CONFIG": "/dev/null"}
-    collector = subprocess.Popen([command, "collector", "--home", str(folder / "spool"), "--socket",
-                                  str(socket_path)], env=env, stdout=subprocess.PIPE, text=True)
+    # --no-index: the direct-mode runs do not index either (and this venv has no SQLAlchemy)
+    collector = subprocess.Popen([command, "collector", "--no-index", "--home", str(folder / "spool"),
+                                  "--socket", str(socket_path)], env=env, stdout=subprocess.PIPE, text=True)
     assert collector.stdout is not None
     if "listening" not in collector.stdout.readline():
         raise RuntimeError("the collector did not start")

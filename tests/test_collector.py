@@ -11,6 +11,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import stat
 import struct
 import subprocess
@@ -48,10 +49,10 @@ class Collector:
         self.process: subprocess.Popen[str] | None = None
         self.errors = ""
 
-    def start(self) -> None:
+    def start(self, *options: str) -> None:
         env = {"PATH": "/usr/bin:/bin", "HOME": str(self.home), "SSHREC_CONFIG": "/dev/null"}
-        self.process = subprocess.Popen([str(self.sshrec), "collector", "--home", str(self.home), "--socket",
-                                         str(self.socket)], user=self.user.uid, group=self.user.gid,
+        self.process = subprocess.Popen([str(self.sshrec), "collector", *options, "--home", str(self.home),
+                                         "--socket", str(self.socket)], user=self.user.uid, group=self.user.gid,
                                         extra_groups=[], env=env, cwd="/", text=True, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE)
         assert self.process.stdout is not None
@@ -153,6 +154,33 @@ def test_a_session_is_kept_where_its_user_cannot_reach_it(site: Site) -> None:
     assert peek.returncode != 0 and b"Permission denied" in peek.stderr
     verified = subprocess.run([str(site.collector.sshrec), "verify", str(cast)], capture_output=True, text=True)
     assert verified.returncode == 0 and "sealed chain" in verified.stdout, verified.stderr
+
+
+def indexed_ids(home: Path) -> list[str]:
+    if not (home / "index.db").exists():
+        return []
+    with sqlite3.connect(f"file:{home / 'index.db'}?mode=ro", uri=True) as db:
+        return [row[0] for row in db.execute("SELECT id FROM sessions")]
+
+
+def test_finished_sessions_are_indexed_unless_told_not_to(site: Site) -> None:
+    """The collector indexes each session it finishes (stopping waits for that); with
+    --no-index it leaves the index to `sshrec index`."""
+    first = site.run("echo indexed")
+    assert first.returncode == 0, show(first)
+    indexed = site.session_id()
+    site.collector.stop()
+    assert indexed_ids(site.collector.home) == [indexed]
+    site.collector.start("--no-index")
+    second = site.run("echo left-for-later")
+    assert second.returncode == 0, show(second)
+    later = site.session_id()
+    site.collector.stop()
+    assert later != indexed and indexed_ids(site.collector.home) == [indexed]
+    caught_up = subprocess.run([str(site.collector.sshrec), "index", "--home", str(site.collector.home)],
+                               capture_output=True, text=True, timeout=60, env={"SSHREC_CONFIG": "/dev/null"})
+    assert caught_up.returncode == 0, caught_up.stderr
+    assert sorted(indexed_ids(site.collector.home)) == sorted([indexed, later])
 
 
 def test_a_claimed_identity_that_is_not_the_callers_is_refused(site: Site) -> None:

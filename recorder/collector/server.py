@@ -101,8 +101,9 @@ class Live:
 
 class Collector:
     def __init__(self, home: str, socket_path: str, db_url: str | None = None, workers: int = 4,
-                 ship: Callable[[object, str], None] | None = None) -> None:
+                 ship: Callable[[object, str], None] | None = None, index: bool = True) -> None:
         self.home = home
+        self.indexing = index  # else `sshrec index` catches up (a timer, or another host)
         self.ship = ship  # (engine, session id): send a finished, indexed session to the store
         self.socket_path = socket_path
         self.db_url = db_url
@@ -367,7 +368,8 @@ class Collector:
         self._disk_state(self._other_errors())
         self.sessions.pop(live.store.record.id, None)
         live.send(p.seq_frame(p.DONE, live.store.committed_seq))
-        loop.run_in_executor(self.index_pool, self.index, live.store.json_path)
+        if self.indexing:
+            loop.run_in_executor(self.index_pool, self.index, live.store.json_path)
 
     def index(self, json_path: str) -> None:
         """Index a finished session (its own thread: SQLAlchemy blocks)."""

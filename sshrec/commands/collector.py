@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = parser("collector", "Receive recordings from recorders over a Unix socket and keep them.", EXAMPLES)
     p.add_argument("--socket", metavar="PATH", help="where to listen (default: collector_socket in the config, "
                    "/run/sshrec/collector.sock)")
+    p.add_argument("--no-index", action="store_true",
+                   help="do not index (or ship) finished sessions; `sshrec index` (and `sshrec ship`) "
+                   "on a timer catch up")
     add_location_options(p)
     return p
 
@@ -67,7 +70,8 @@ def main(argv: list[str]) -> int:
             raise CommandError(f"{os.path.dirname(socket_path)}: no such folder for the socket "
                                "(sshrec setup --collector makes it)")
         os.makedirs(settings.home, mode=0o700, exist_ok=True)
-        collector = Collector(settings.home, socket_path, args.db, ship=shipper(settings))
+        collector = Collector(settings.home, socket_path, args.db, ship=shipper(settings),
+                              index=not args.no_index)
 
         async def serve() -> None:
             loop = asyncio.get_running_loop()
