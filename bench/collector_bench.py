@@ -119,21 +119,26 @@ def main() -> int:
 
 def echo_beside_a_stall(command: str, socket_path: Path, env: dict[str, str],
                         keys: int) -> dict[str, list[float]]:
-    """Echo latency of a PTY session through the collector, alone and while a neighbour stalls
-    half-way through a frame and another floods output."""
+    """Echo latency of a PTY session through the collector: alone, next to a client that
+    stalls half-way through a frame, and next to that stall and a session flooding output (the
+    flood shares the two cores; the stall alone shares nothing but the collector)."""
     argv = [command, *through(socket_path), "--", "sh", "-c", "stty raw -echo && printf ECHO-READY && exec cat"]
     results = {"alone": record_bench.echo_latencies(argv, env, keys, 0.001)}
     stalled = socket.socket(socket.AF_UNIX)
     stalled.connect(str(socket_path))
     stalled.sendall(struct.pack(">I", 500_000) + b"\x01" + b"{" * 1000)  # and then nothing
-    flooding = ["sh", "-c", "yes flood | head -c 300000000"]
-    flood = subprocess.Popen([command, *through(socket_path), "--", *flooding], env=env,
-                             stdout=subprocess.DEVNULL)
     try:
-        results["next to a stalled client and a flood"] = record_bench.echo_latencies(argv, env, keys, 0.001)
+        results["next to a stalled client"] = record_bench.echo_latencies(argv, env, keys, 0.001)
+        flooding = ["sh", "-c", "yes flood | head -c 300000000"]
+        flood = subprocess.Popen([command, *through(socket_path), "--", *flooding], env=env,
+                                 stdout=subprocess.DEVNULL)
+        try:
+            both = record_bench.echo_latencies(argv, env, keys, 0.001)
+            results["next to a stalled client and a flood"] = both
+        finally:
+            flood.kill()
+            flood.wait()
     finally:
-        flood.kill()
-        flood.wait()
         stalled.close()
     return results
 
