@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable
 
 import pytest
 from sshrec.schema.asciicast import CastError, CastHeader, CastReader, EventEncoder, Utf8Stream
@@ -107,6 +108,24 @@ def python_literal(stream: Utf8Stream, data: bytes, final: bool = False) -> byte
     return json_string_bytes(stream.feed(data, final))
 
 
+def assert_c_equals_python(data: bytes, step: Callable[[], int]) -> None:
+    """The C and the Python path give the same text and invalid count for data cut into
+    pieces of step() bytes, and for data in one piece."""
+    fast, slow = Utf8Stream(), Utf8Stream()
+    fast_text, slow_text, pos = [], [], 0
+    while pos < len(data):
+        size = step()
+        piece = data[pos : pos + size]
+        pos += size
+        fast_text.append(json.loads(fast.feed_literal(piece)))
+        slow_text.append(json.loads(python_literal(slow, piece)))
+    fast_text.append(json.loads(fast.feed_literal(b"", final=True)))
+    slow_text.append(json.loads(python_literal(slow, b"", final=True)))
+    assert "".join(fast_text) == "".join(slow_text)
+    assert fast.invalid == slow.invalid > 0
+    assert Utf8Stream().feed_literal(data, final=True) == python_literal(Utf8Stream(), data, final=True)
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_c_accelerator_equals_the_python_path(seed: int) -> None:
     """The same text and invalid count, whatever the bytes and the cuts. (Pieces may differ at a
@@ -122,21 +141,7 @@ def test_c_accelerator_equals_the_python_path(seed: int) -> None:
                 "é".encode(), "日".encode(), "🎉".encode(), b"\xff", b"\xe6\x97", b"\xed\xa0\x80",
                 b"\xf4\x90\x80\x80", b"\xc0\xaf", b"\xe0\x80\xaf"]
     data = b"".join(rng.choice(alphabet) for _ in range(3000)) + rng.choice([b"", b"\xf0\x9f", b"\xe6"])
-    fast, slow = Utf8Stream(), Utf8Stream()
-    fast_text, slow_text = [], []
-    pos = 0
-    while pos < len(data):
-        step = rng.randint(1, 50)
-        piece = data[pos : pos + step]
-        pos += step
-        fast_text.append(json.loads(fast.feed_literal(piece)))
-        slow_text.append(json.loads(python_literal(slow, piece)))
-    fast_text.append(json.loads(fast.feed_literal(b"", final=True)))
-    slow_text.append(json.loads(python_literal(slow, b"", final=True)))
-    assert "".join(fast_text) == "".join(slow_text)
-    assert fast.invalid == slow.invalid > 0
-    whole = Utf8Stream()
-    assert whole.feed_literal(data, final=True) == python_literal(Utf8Stream(), data, final=True)
+    assert_c_equals_python(data, lambda: rng.randint(1, 50))
 
 
 def test_python_path_when_the_accelerator_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,16 +222,4 @@ def test_c_accelerator_equals_the_python_path_on_long_runs_and_reads(seed: int) 
                 "é".encode(), "日本".encode(), "🎉".encode(), b"\xc3(", b"\xe6\x97(", b"\xe1\x80",
                 b"\xed\xa0\x80", b"\xef\xbf\xbd", b'"', b"\\", b"\x7f", b"\x1f", b"\xdf\xbf", b"\xc2"]
     data = b"".join(rng.choice(alphabet) for _ in range(3000))
-    fast, slow = Utf8Stream(), Utf8Stream()
-    fast_text, slow_text, pos = [], [], 0
-    while pos < len(data):
-        step = rng.choice([1, 2, 3, 15, 16, 17, 31, 33, 100, 4095])
-        piece = data[pos : pos + step]
-        pos += step
-        fast_text.append(json.loads(fast.feed_literal(piece)))
-        slow_text.append(json.loads(python_literal(slow, piece)))
-    fast_text.append(json.loads(fast.feed_literal(b"", final=True)))
-    slow_text.append(json.loads(python_literal(slow, b"", final=True)))
-    assert "".join(fast_text) == "".join(slow_text)
-    assert fast.invalid == slow.invalid > 0
-    assert Utf8Stream().feed_literal(data, final=True) == python_literal(Utf8Stream(), data, final=True)
+    assert_c_equals_python(data, lambda: rng.choice([1, 2, 3, 15, 16, 17, 31, 33, 100, 4095]))
