@@ -25,7 +25,7 @@ POLICIES = ("deny", "allow")
 class Command:
     """The argv to run, and what the record calls it. (Plain classes: the login path.)"""
 
-    __slots__ = ("argv", "executable", "shown", "login", "mode", "notes")
+    __slots__ = ("argv", "executable", "shown", "login", "mode", "notes", "runs")
 
     def __init__(self, argv: list[str], executable: str | None, shown: list[str], login: bool,
                  mode: str | None = None) -> None:
@@ -35,6 +35,10 @@ class Command:
         self.login = login
         self.mode = mode  # sftp/scp/rsync for a transfer, else None (pty or pipe)
         self.notes: list[str] = []
+        # The program and arguments that end up running, where known: a ``SHELL -c LINE`` whose
+        # LINE is one simple command (a ProxyCommand hop's ``nc %h %p``) runs LINE's words, so
+        # its destination is known before it starts.
+        self.runs = argv
 
 
 class Refusal(Exception):
@@ -62,11 +66,14 @@ def resolve_command(command: list[str], env: Mapping[str, str], key_command: str
     shell = user_shell(env, shell)
     requested = key_command if key_command is not None else env.get("SSH_ORIGINAL_COMMAND", "")
     if requested:
-        transfer = transfer_command(requested)
+        words = shell_words(requested)
+        transfer = _transfer(words) if words else None
         if transfer is not None:
             return transfer
         argv = [shell, "-c", requested]
-        return Command(argv, None, argv, login=False)
+        found = Command(argv, None, argv, login=False)
+        found.runs = words or argv
+        return found
     return Command(["-" + os.path.basename(shell)], shell, [shell], login=True)
 
 
@@ -88,19 +95,13 @@ def shell_words(text: str) -> list[str] | None:
     return words
 
 
-def words_run(argv: list[str]) -> list[str]:
-    """What ``SHELL -c LINE`` runs when LINE is one simple command (a ProxyCommand hop's
-    ``nc %h %p`` arrives so), else argv: the destination is then known before it starts."""
-    if len(argv) == 3 and argv[1] == "-c":
-        return shell_words(argv[2]) or argv
-    return argv
-
-
 def transfer_command(text: str) -> Command | None:
     """The transfer ``text`` asks for, run from a trusted path; None if it is not exactly one."""
     words = shell_words(text)
-    if words is None:
-        return None
+    return _transfer(words) if words else None
+
+
+def _transfer(words: list[str]) -> Command | None:
     name = os.path.basename(words[0])
     if name == "internal-sftp":  # sshd's built-in server cannot be exec'd: run the binary
         program = next((p for p in SFTP_SERVERS if trusted_program(p)), None)

@@ -19,7 +19,7 @@ from sshrec.schema.settings import DEFAULT_AUTHORIZED_KEYS
 
 from . import context, relay
 from .castfile import CastFile
-from .command import Command, check_policies, resolve_command, user_shell, words_run
+from .command import Command, check_policies, resolve_command, user_shell
 from .watch import Destination, TreeWatch, become_subreaper
 
 VERSION = "0.1.0"
@@ -128,7 +128,7 @@ def build_record(session_id: str, cmd: Command, opts: RecordOptions, env: Mappin
         key_fingerprint=auth.key_fingerprint,
         original_command=env.get("SSH_ORIGINAL_COMMAND"),
         command=cmd.shown,
-        destination=opts.destination or context.detect_destination(words_run(cmd.argv)),
+        destination=opts.destination or context.detect_destination(cmd.runs),
         mode=mode,
         term=env.get("TERM") if mode == "pty" else None,
         cols=size[0],

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sshrec.recorder.command import words_run
+from sshrec.recorder.command import resolve_command
 from sshrec.recorder.context import (
     detect_destination,
     parse_auth_info,
@@ -71,14 +71,15 @@ def test_destination_detection(argv: list[str], expected: str | None) -> None:
 
 
 @pytest.mark.parametrize(
-    ("argv", "expected"),
+    ("line", "expected"),
     [
-        (["/bin/bash", "-c", "nc 127.0.0.1 2222"], "127.0.0.1:2222"),  # a ProxyCommand hop
-        (["/bin/sh", "-c", "ssh -p 2200 node5"], "node5:2200"),
-        (["/bin/sh", "-c", "nc $HOST 22"], None),  # shell syntax: left to the process watch
-        (["/bin/sh", "-c", "cd /tmp && nc db1 5432"], None),
-        (["/bin/sh", "-c"], None),
+        ("nc 127.0.0.1 2222", "127.0.0.1:2222"),  # a ProxyCommand hop
+        ("ssh -p 2200 node5", "node5:2200"),
+        ("nc $HOST 22", None),  # shell syntax: left to the process watch
+        ("cd /tmp && nc db1 5432", None),
+        ("", None),  # no command: a login shell
     ],
 )
-def test_a_shell_line_that_is_one_command_names_its_destination(argv: list[str], expected: str | None) -> None:
-    assert detect_destination(words_run(argv)) == expected
+def test_a_shell_line_that_is_one_command_names_its_destination(line: str, expected: str | None) -> None:
+    command = resolve_command([], {"SHELL": "/bin/sh", "SSH_ORIGINAL_COMMAND": line})
+    assert detect_destination(command.runs) == expected
